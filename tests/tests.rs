@@ -6,6 +6,7 @@ mod common;
 mod analyze;
 mod capture;
 mod cli;
+mod correlation;
 mod replay;
 mod sessions;
 mod testbed;
