@@ -1,1 +1,222 @@
-//! End-to-end tests of `tapedeck capture`.
+//! End-to-end tests of `tapedeck capture` through the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::{free_port, http, mode, tapedeck, wait_for_port, ChildGuard};
+
+/// A testbed (release A) on a free port, on its own runtime.
+fn testbed() -> (tokio::runtime::Runtime, SocketAddr) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tb = rt
+        .block_on(tapedeck_testbed::start(
+            "127.0.0.1:0".parse().unwrap(),
+            tapedeck_testbed::TestbedConfig::new(tapedeck_testbed::Release::A),
+        ))
+        .unwrap();
+    let addr = tb.addr();
+    // The testbed runs until the runtime is dropped at the end of the test.
+    std::mem::forget(tb);
+    (rt, addr)
+}
+
+/// Starts `tapedeck capture` and waits for its first stdout line.
+fn start_capture(args: &[&str]) -> (ChildGuard, SocketAddr, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = tapedeck();
+    cmd.args(["capture", "--listen", &listen]).args(args);
+    let mut child = ChildGuard::spawn(cmd);
+    let stdout = child.0.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    // Nothing else is printed before shutdown, so no buffered line is lost.
+    child.0.stdout = Some(reader.into_inner());
+    let addr: SocketAddr = listen.parse().unwrap();
+    wait_for_port(addr);
+    (child, addr, first)
+}
+
+fn journal_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn capture_records_simulated_users_and_stops_cleanly_on_sigterm() {
+    let (rt, tb) = testbed();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("journals");
+    let upstream = format!("http://{tb}");
+    let (child, proxy, first) = start_capture(&[
+        "--upstream",
+        &upstream,
+        "--out",
+        dir.to_str().unwrap(),
+        "--flush-every",
+        "100ms",
+    ]);
+    assert_eq!(
+        first.trim_end(),
+        format!(
+            "capture listening on http://{proxy} -> {upstream}, writing {}",
+            dir.display()
+        )
+    );
+
+    let mut sim = tapedeck_testbed::SimConfig::new(format!("http://{proxy}"));
+    sim.students = 4;
+    sim.trainers = 1;
+    sim.run_time = Duration::from_secs(2);
+    sim.think_scale = 0.02;
+    let summary = rt.block_on(tapedeck_testbed::simulate(sim)).unwrap();
+    assert!(summary.requests() > 20, "{summary}");
+
+    let (code, stdout, stderr) = child.terminate();
+    assert_eq!(code, Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains(&format!("captured {} exchanges", summary.requests())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 dropped"), "{stdout}");
+
+    let files = journal_files(&dir);
+    assert!(!files.is_empty());
+    let mut exchanges = 0;
+    let mut sessions = std::collections::HashSet::new();
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+        let raw = zstd::decode_all(std::fs::File::open(f).unwrap()).unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        assert!(
+            !text.contains(tapedeck_testbed::server::SEEDED_PASSWORD),
+            "{} holds the plaintext password",
+            f.display()
+        );
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["type"] == "exchange" {
+                exchanges += 1;
+                sessions.insert(v["session"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(exchanges, summary.requests());
+    // Every simulated user logs in once, so each is one session (a user
+    // that registers first may add one more for the registration).
+    assert!(
+        sessions.len() as u32 >= summary.logged_in && sessions.len() as u32 <= 2 * summary.users,
+        "{} sessions for {} users",
+        sessions.len(),
+        summary.users
+    );
+}
+
+#[test]
+fn sigkill_loses_nothing_older_than_the_flush_interval() {
+    let (_rt, tb) = testbed();
+    let out = tempfile::tempdir().unwrap();
+    let (mut child, proxy, _) = start_capture(&[
+        "--upstream",
+        &format!("http://{tb}"),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--flush-every",
+        "200ms",
+    ]);
+    // Sequential requests for ~2 s, each remembered with when it completed.
+    let started = Instant::now();
+    let mut done: Vec<(u32, Instant)> = Vec::new();
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_secs(2) && n < 5000 {
+        let (status, _) = http(proxy, "GET", &format!("/api/v1/users/me?n={n}"), &[], "");
+        assert_eq!(status, 401);
+        done.push((n, Instant::now()));
+        n += 1;
+    }
+    // Traffic still flowing from another thread while the proxy dies.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bg = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 10_000 {
+                let _ = std::panic::catch_unwind(|| http(proxy, "GET", "/api/v1/users/me?bg=1", &[], ""));
+                i += 1;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let killed = Instant::now();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = bg.join();
+
+    // Recover with the journal reader, the same one `sessions verify` uses.
+    let files = tapedeck_sessions::expand_paths(&[out.path().to_path_buf()]).unwrap();
+    let journals = tapedeck_sessions::read_all(&files).unwrap();
+    let recovered: std::collections::HashSet<String> = journals
+        .exchanges
+        .iter()
+        .map(|e| e.request.uri.clone())
+        .collect();
+    // Frames close once their first line is 200 ms old; the writer checks
+    // every 50 ms. A full second of slack keeps a loaded machine honest.
+    let horizon = killed - Duration::from_millis(1200);
+    let must_have: Vec<u32> = done
+        .iter()
+        .filter(|(_, t)| *t < horizon)
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(!must_have.is_empty(), "too little traffic before the horizon");
+    for n in &must_have {
+        assert!(
+            recovered.contains(&format!("/api/v1/users/me?n={n}")),
+            "request {n} (completed well before the kill) is missing; {} recovered",
+            recovered.len()
+        );
+    }
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    let not_a_dir = out.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--out", o], "--upstream"),
+        (vec!["--upstream", "ftp://x", "--out", o], "--upstream"),
+        (vec!["--upstream", "http://127.0.0.1:1", "--out", o, "--rotate-size", "12XB"], "--rotate-size"),
+        (vec!["--upstream", "http://127.0.0.1:1", "--out", o, "--flush-every", "soon"], "--flush-every"),
+        (vec!["--upstream", "http://127.0.0.1:1", "--out", o, "--session-key", "magic"], "--session-key"),
+        (vec!["--upstream", "http://127.0.0.1:1", "--out", o, "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "--tls-cert /nonexistent.pem"),
+        (vec!["--upstream", "http://127.0.0.1:1", "--out", not_a_dir.to_str().unwrap()], "--out"),
+    ];
+    for (args, needle) in cases {
+        let port = free_port().to_string();
+        let listen = format!("127.0.0.1:{port}");
+        let o = tapedeck()
+            .args(["capture", "--listen", &listen])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -7,6 +7,7 @@ mod analyze;
 mod capture;
 mod cli;
 mod correlation;
+mod readme;
 mod replay;
 mod sessions;
 mod testbed;

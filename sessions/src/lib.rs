@@ -10,10 +10,22 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod grouping;
+pub mod journal;
+pub mod keys;
 pub mod model;
+pub mod naming;
 pub mod profile;
 
 pub use error::{Error, Outcome};
+pub use grouping::{group_sessions, GroupOptions, Session};
+pub use journal::{
+    expand_paths, read_all, Damage, JournalFile, JournalReader, JournalWriter, Journals,
+    ReadReport, WriterOptions, WriterSummary,
+};
+pub use keys::{jwt_claims, SessionKey, SessionKeyer};
+pub use model::ClosingStats;
 pub use model::{Body, Exchange, JournalHeader, Record, RecordedRequest, RecordedResponse};
+pub use naming::EndpointNamer;
 pub use profile::Profile;
 pub mod cli;

@@ -1,8 +1,81 @@
-//! The embedded CoreVia-shaped sample API and simulated mobile clients.
+//! The embedded CoreVia-shaped sample API and the simulated mobile clients
+//! that drive it.
+//!
+//! The testbed is the app tapedeck is tested and demonstrated against: the
+//! capture proxy records [`simulate`](simulate::simulate) traffic through
+//! it, the replayer replays that traffic against a fresh testbed, and
+//! `tapedeck demo` compares release a with release b on it.
+//!
+//! ```no_run
+//! use tapedeck_testbed::{start, Release, TestbedConfig};
+//!
+//! # async fn example() -> std::io::Result<()> {
+//! let testbed = start("127.0.0.1:0".parse().unwrap(), TestbedConfig::new(Release::A)).await?;
+//! println!("listening on {}", testbed.base_url());
+//! testbed.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The API
+//!
+//! Every endpoint of the CoreVia profile, JSON in and out, behaving like a
+//! FastAPI backend: HS256 tokens (`sub`, `role`, `iat`, `exp`) from
+//! `POST /api/v1/auth/login`; 401 for a missing, expired or forged token;
+//! 403 for a student on a trainer endpoint; 422 with pydantic's `detail`
+//! list for invalid bodies and parameters; 404 `{"detail":"Not Found"}` for
+//! unknown routes and ids; 413 over 1 MiB; 409 for a taken username.
+//!
+//! The store is seeded from the seed: users `student1`..`student45` and
+//! `trainer1`..`trainer5`, all with the password [`SEEDED_PASSWORD`]
+//! (`corevia-pass`), 200 posts, 40 products and a week of workouts and
+//! meals per user, so a recorded login replays against any fresh testbed.
+//!
+//! # The latency model
+//!
+//! Each endpoint costs a *wait* (an async sleep standing for database time;
+//! median below, ±20 % uniform jitter, and 2 % of calls wait 2.5× as long)
+//! plus *work* (real CPU: SHA-256 rounds on top of building the JSON), so
+//! load queues on the runtime's workers without one endpoint's cost
+//! spilling much into another's.
+//!
+//! | endpoint            | wait (ms) | work (SHA-256 blocks) |
+//! |---------------------|-----------|-----------------------|
+//! | Register            | 6         | 40 + password hash    |
+//! | Login               | 5         | 40 + password hash    |
+//! | Social Feed         | 8         | 160                   |
+//! | Create Post         | 4         | 30                    |
+//! | Like Post           | 2         | 10                    |
+//! | Add Comment         | 3         | 20                    |
+//! | Analytics Dashboard | 12        | 200                   |
+//! | Marketplace Browse  | 6         | 100                   |
+//! | Product Detail      | 3         | 20                    |
+//! | Create Product      | 4         | 30                    |
+//! | My Products         | 5         | 60                    |
+//! | Create Workout      | 3         | 20                    |
+//! | Log Food            | 3         | 20                    |
+//! | User Profile        | 2         | 20                    |
+//! | Trainer Content     | 4         | 30                    |
+//!
+//! A password hash is 400 rounds of salted SHA-256.
+//!
+//! **Release b** is release a plus two changes and nothing else: Social
+//! Feed's wait and work are 30 % larger ([`FEED_REGRESSION`]), and
+//! Analytics Dashboard answers 500 on 2 % of calls
+//! ([`DASHBOARD_FAILURE_RATE`]), drawn from the seeded sequence.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod cli;
+mod duration;
 mod error;
+pub mod server;
+pub mod simulate;
 
+pub use duration::parse_duration;
 pub use error::Error;
+pub use server::{
+    start, Release, Role, RunningTestbed, TestbedConfig, DASHBOARD_FAILURE_RATE, FEED_REGRESSION,
+    SEEDED_PASSWORD,
+};
+pub use simulate::{simulate, EndpointCount, SimConfig, SimSummary};

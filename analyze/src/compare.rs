@@ -1,0 +1,685 @@
+//! `analyze compare`: is the candidate slower than the base, where, and how
+//! sure are we?
+//!
+//! Endpoints are paired by name. For each, the pooled latency histograms of
+//! the two sides (all runs of a side added) go through a Mann–Whitney U test
+//! ([`crate::stats::mann_whitney_u`]), and the relative change of the median
+//! and of the mean are measured. The verdict rule:
+//!
+//! - `?` when either side has fewer than 30 requests (too few to judge).
+//! - `slower` when p < 0.01 **and** both the median and the mean grew by more
+//!   than the effect floor; `faster` symmetrically (both shrank by more than
+//!   the floor, as a ratio: `base / candidate − 1 > floor`).
+//! - `~` otherwise.
+//!
+//! Why both median and mean: the median is robust to a few outliers, the mean
+//! moves when the body of the distribution moves; a shift in only one of them
+//! is usually noise (a handful of stalls, or bucket granularity). A change
+//! limited to the far tail (p99) is reported but does not make a verdict.
+//!
+//! The effect floor is where noise is handled. Thousands of requests make
+//! tiny run-to-run drifts "significant", so significance alone raises false
+//! alarms; two replays of one build on a busy 2-core machine differ by
+//! 5–20 % per endpoint at p50.
+//!
+//! - With ≥ 2 runs on **each** side, the floor for an endpoint is the larger
+//!   of `--noise` and the measured run-to-run spread: per side, the range of
+//!   the runs' medians (or means) relative to the pooled median (or mean);
+//!   the larger side counts.
+//! - With one run on a side, no spread can be measured: the floor is the
+//!   larger of `--noise` and [`SINGLE_RUN_DRIFT`] (20 %), and the output says
+//!   so. A real 10 % regression needs several runs per side to be seen.
+//!
+//! Error rates are tested separately (two-proportion z-test, p < 0.01, and
+//! at least 0.1 percentage point apart): `errors: up|down|~|?`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::report::{new_histogram, EndpointReport, RunReport, TimelinePoint};
+use crate::stats::{mann_whitney_u, two_proportion_p};
+
+/// The comparison format name.
+pub const COMPARE_FORMAT: &str = "tapedeck-compare";
+/// The comparison format version.
+pub const COMPARE_VERSION: u32 = 1;
+/// Default effect floor (`--noise`).
+pub const DEFAULT_NOISE: f64 = 0.05;
+/// The drift assumed between two single runs of the same build.
+pub const SINGLE_RUN_DRIFT: f64 = 0.20;
+/// Significance level of both tests.
+pub const ALPHA: f64 = 0.01;
+/// Fewer requests than this on a side gives `?`.
+pub const MIN_REQUESTS: u64 = 30;
+/// Smallest error-rate difference that can count (0.1 percentage point).
+pub const MIN_ERROR_RATE_DELTA: f64 = 0.001;
+
+/// Knobs of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompareOptions {
+    /// Effect floor as a fraction (`--noise 5%` is 0.05).
+    pub noise: f64,
+    /// Floor used when a side has a single run.
+    pub single_run_drift: f64,
+    /// Significance level.
+    pub alpha: f64,
+    /// Minimum requests per side for a verdict.
+    pub min_requests: u64,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            noise: DEFAULT_NOISE,
+            single_run_drift: SINGLE_RUN_DRIFT,
+            alpha: ALPHA,
+            min_requests: MIN_REQUESTS,
+        }
+    }
+}
+
+/// Latency verdict of one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Significantly and materially slower.
+    #[serde(rename = "slower")]
+    Slower,
+    /// Significantly and materially faster.
+    #[serde(rename = "faster")]
+    Faster,
+    /// No change beyond noise.
+    #[serde(rename = "~")]
+    Same,
+    /// Too little data to judge.
+    #[serde(rename = "?")]
+    Unknown,
+}
+
+impl Verdict {
+    /// `slower`, `faster`, `~` or `?`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Slower => "slower",
+            Verdict::Faster => "faster",
+            Verdict::Same => "~",
+            Verdict::Unknown => "?",
+        }
+    }
+}
+
+/// Error-rate verdict of one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ErrorVerdict {
+    /// The error rate rose significantly.
+    #[serde(rename = "up")]
+    Up,
+    /// The error rate fell significantly.
+    #[serde(rename = "down")]
+    Down,
+    /// No significant change.
+    #[serde(rename = "~")]
+    Same,
+    /// Too little data.
+    #[serde(rename = "?")]
+    Unknown,
+}
+
+impl ErrorVerdict {
+    /// `up`, `down`, `~` or `?`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorVerdict::Up => "up",
+            ErrorVerdict::Down => "down",
+            ErrorVerdict::Same => "~",
+            ErrorVerdict::Unknown => "?",
+        }
+    }
+}
+
+/// What one side (all its runs pooled) measured on one endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct SideStats {
+    /// Runs of this side that called the endpoint.
+    pub runs: usize,
+    /// Requests sent.
+    pub requests: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Mean, ms.
+    pub mean_ms: f64,
+    /// Maximum, ms.
+    pub max_ms: f64,
+    /// Requests per second (per run, averaged over runs).
+    pub rps: f64,
+    /// Failures / requests.
+    pub error_rate: f64,
+    /// Median of each run, ms (the run-to-run spread comes from these).
+    pub run_p50_ms: Vec<f64>,
+    /// The latency percentile spectrum `[quantile, ms]` (for charts).
+    pub spectrum: Vec<[f64; 2]>,
+    #[serde(skip)]
+    histogram: Histogram<u64>,
+    #[serde(skip)]
+    run_means_ms: Vec<f64>,
+}
+
+/// Relative changes, candidate vs base (`0.1` = 10 % more).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Changes {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Throughput.
+    pub rps: Option<f64>,
+    /// Error rate, in absolute fraction points (0.02 = 2 points more).
+    pub error_rate: Option<f64>,
+}
+
+/// The comparison of one endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointComparison {
+    /// Endpoint name.
+    pub name: String,
+    /// Latency verdict.
+    pub verdict: Verdict,
+    /// Error-rate verdict.
+    pub errors: ErrorVerdict,
+    /// The base side (absent when only the candidate called it).
+    pub base: Option<SideStats>,
+    /// The candidate side (absent when only the base called it).
+    pub candidate: Option<SideStats>,
+    /// Relative changes.
+    pub change: Changes,
+    /// Mann–Whitney U p-value (two-sided).
+    pub p_value: f64,
+    /// Mann–Whitney U statistic of the base sample.
+    pub u: f64,
+    /// Latency samples on the base side.
+    pub n_base: u64,
+    /// Latency samples on the candidate side.
+    pub n_candidate: u64,
+    /// Two-proportion p-value of the error rates.
+    pub error_p_value: f64,
+    /// The effect floor applied to the median (fraction).
+    pub floor: f64,
+    /// Measured run-to-run spread of the median (fraction), with ≥ 2 runs a side.
+    pub spread: Option<f64>,
+    /// Why the verdict is what it is, when that is not obvious.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// Geometric mean of the per-endpoint ratios (endpoints with a verdict
+/// other than `?`), as relative changes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Geomean {
+    /// Endpoints included.
+    pub endpoints: usize,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// Mean.
+    pub mean: Option<f64>,
+}
+
+/// A change in one kind of failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureChange {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Error text.
+    pub error: String,
+    /// Count over the base runs.
+    pub base: u64,
+    /// Count over the candidate runs.
+    pub candidate: u64,
+}
+
+/// One side's identity, for headers.
+#[derive(Debug, Clone, Serialize)]
+pub struct SideInfo {
+    /// Run labels.
+    pub labels: Vec<String>,
+    /// Targets.
+    pub targets: Vec<String>,
+    /// Requests over all runs.
+    pub requests: u64,
+    /// Per-second timeline of each run (for charts).
+    pub timelines: Vec<Vec<TimelinePoint>>,
+}
+
+/// The whole comparison (`--format json` writes exactly this).
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Always [`COMPARE_FORMAT`].
+    pub format: &'static str,
+    /// Always [`COMPARE_VERSION`].
+    pub version: u32,
+    /// The base side.
+    pub base: SideInfo,
+    /// The candidate side.
+    pub candidate: SideInfo,
+    /// `--noise` as a fraction.
+    pub noise: f64,
+    /// How the effect floor was chosen, in one sentence.
+    pub floor_rule: String,
+    /// Per-endpoint comparisons, in base order then candidate-only ones.
+    pub endpoints: Vec<EndpointComparison>,
+    /// Failure kinds whose count changed.
+    pub errors: Vec<FailureChange>,
+    /// Geometric mean row.
+    pub geomean: Geomean,
+    /// Things that make the comparison less trustworthy.
+    pub warnings: Vec<String>,
+}
+
+impl Comparison {
+    /// True when an endpoint is `slower` or its errors went `up`.
+    pub fn regressed(&self) -> bool {
+        self.endpoints
+            .iter()
+            .any(|e| e.verdict == Verdict::Slower || e.errors == ErrorVerdict::Up)
+    }
+}
+
+const SPECTRUM: &[f64] = &[
+    0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98,
+    0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999,
+];
+
+/// The latency percentile spectrum of a histogram as `[quantile, ms]` pairs.
+pub fn spectrum(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    SPECTRUM
+        .iter()
+        .map(|&q| [q, h.value_at_quantile(q) as f64 / 1000.0])
+        .collect()
+}
+
+fn side_stats(runs: &[&EndpointReport], run_seconds: &[f64]) -> SideStats {
+    let mut h = new_histogram();
+    let (mut requests, mut failures) = (0, 0);
+    let mut rps = 0.0;
+    for (ep, secs) in runs.iter().zip(run_seconds) {
+        // All histograms come from `new_histogram`; one with other bounds
+        // is a damaged report and its latencies are left out.
+        let _ = h.add(&ep.histogram);
+        requests += ep.requests;
+        failures += ep.failures;
+        rps += ep.requests as f64 / secs;
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    let empty = h.is_empty();
+    SideStats {
+        runs: runs.len(),
+        requests,
+        failures,
+        p50_ms: if empty { 0.0 } else { ms(h.value_at_quantile(0.5)) },
+        p95_ms: if empty { 0.0 } else { ms(h.value_at_quantile(0.95)) },
+        p99_ms: if empty { 0.0 } else { ms(h.value_at_quantile(0.99)) },
+        mean_ms: if empty { 0.0 } else { h.mean() / 1000.0 },
+        max_ms: if empty { 0.0 } else { ms(h.max()) },
+        rps: rps / runs.len().max(1) as f64,
+        error_rate: if requests == 0 {
+            0.0
+        } else {
+            failures as f64 / requests as f64
+        },
+        run_p50_ms: runs
+            .iter()
+            .filter(|e| !e.histogram.is_empty())
+            .map(|e| ms(e.histogram.value_at_quantile(0.5)))
+            .collect(),
+        run_means_ms: runs
+            .iter()
+            .filter(|e| !e.histogram.is_empty())
+            .map(|e| e.histogram.mean() / 1000.0)
+            .collect(),
+        spectrum: spectrum(&h),
+        histogram: h,
+    }
+}
+
+/// (max − min) / pooled, when there are at least two values.
+fn spread(values: &[f64], pooled: f64) -> Option<f64> {
+    if values.len() < 2 || pooled <= 0.0 {
+        return None;
+    }
+    let max = values.iter().cloned().fold(f64::MIN, f64::max);
+    let min = values.iter().cloned().fold(f64::MAX, f64::min);
+    Some((max - min) / pooled)
+}
+
+fn ratio(c: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| c / b)
+}
+
+fn compare_endpoint(
+    name: &str,
+    base: Option<SideStats>,
+    cand: Option<SideStats>,
+    multi_run: bool,
+    o: &CompareOptions,
+) -> EndpointComparison {
+    let mut out = EndpointComparison {
+        name: name.to_string(),
+        verdict: Verdict::Unknown,
+        errors: ErrorVerdict::Unknown,
+        base: None,
+        candidate: None,
+        change: Changes::default(),
+        p_value: 1.0,
+        u: 0.0,
+        n_base: 0,
+        n_candidate: 0,
+        error_p_value: 1.0,
+        floor: o.noise.max(o.single_run_drift),
+        spread: None,
+        note: String::new(),
+    };
+    let (b, c) = match (base, cand) {
+        (Some(b), Some(c)) => (b, c),
+        (b, c) => {
+            out.note = if b.is_some() {
+                "only in base".to_string()
+            } else {
+                "only in candidate".to_string()
+            };
+            out.base = b;
+            out.candidate = c;
+            return out;
+        }
+    };
+    let rel = |c: f64, b: f64| ratio(c, b).map(|r| r - 1.0);
+    out.change = Changes {
+        p50: rel(c.p50_ms, b.p50_ms),
+        p95: rel(c.p95_ms, b.p95_ms),
+        p99: rel(c.p99_ms, b.p99_ms),
+        mean: rel(c.mean_ms, b.mean_ms),
+        rps: rel(c.rps, b.rps),
+        error_rate: Some(c.error_rate - b.error_rate),
+    };
+    let mw = mann_whitney_u(&b.histogram, &c.histogram);
+    out.p_value = mw.p_value;
+    out.u = mw.u;
+    out.n_base = mw.n1;
+    out.n_candidate = mw.n2;
+
+    // Effect floors for the median and the mean.
+    let (floor_p50, floor_mean) = if multi_run {
+        let s50 = spread(&b.run_p50_ms, b.p50_ms)
+            .into_iter()
+            .chain(spread(&c.run_p50_ms, c.p50_ms))
+            .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
+        let smean = spread(&b.run_means_ms, b.mean_ms)
+            .into_iter()
+            .chain(spread(&c.run_means_ms, c.mean_ms))
+            .fold(0.0, f64::max);
+        out.spread = s50;
+        (
+            o.noise.max(s50.unwrap_or(o.single_run_drift)),
+            o.noise.max(smean),
+        )
+    } else {
+        let f = o.noise.max(o.single_run_drift);
+        (f, f)
+    };
+    out.floor = floor_p50;
+
+    // Error rates.
+    if b.requests < o.min_requests || c.requests < o.min_requests {
+        out.errors = ErrorVerdict::Unknown;
+    } else {
+        out.error_p_value = two_proportion_p(b.failures, b.requests, c.failures, c.requests);
+        let delta = c.error_rate - b.error_rate;
+        out.errors = if out.error_p_value < o.alpha && delta.abs() >= MIN_ERROR_RATE_DELTA {
+            if delta > 0.0 {
+                ErrorVerdict::Up
+            } else {
+                ErrorVerdict::Down
+            }
+        } else {
+            ErrorVerdict::Same
+        };
+    }
+
+    // Latency.
+    if mw.n1 < o.min_requests || mw.n2 < o.min_requests {
+        out.verdict = Verdict::Unknown;
+        out.note = format!(
+            "too few requests to judge ({} vs {}, need {})",
+            mw.n1, mw.n2, o.min_requests
+        );
+    } else {
+        let r50 = ratio(c.p50_ms, b.p50_ms).unwrap_or(1.0);
+        let rmean = ratio(c.mean_ms, b.mean_ms).unwrap_or(1.0);
+        let significant = mw.p_value < o.alpha;
+        let slower = r50 > 1.0 + floor_p50 && rmean > 1.0 + floor_mean;
+        let faster = 1.0 / r50 > 1.0 + floor_p50 && 1.0 / rmean > 1.0 + floor_mean;
+        out.verdict = match (significant, slower, faster) {
+            (true, true, _) => Verdict::Slower,
+            (true, _, true) => Verdict::Faster,
+            _ => Verdict::Same,
+        };
+        if out.verdict == Verdict::Same {
+            if !significant && (slower || faster) {
+                out.note = "large change but not significant".to_string();
+            } else if significant && (r50 - 1.0).abs() > o.noise {
+                out.note = "within run-to-run noise".to_string();
+            }
+        }
+    }
+    out.base = Some(b);
+    out.candidate = Some(c);
+    out
+}
+
+fn differing_keys(
+    a: &BTreeMap<String, serde_json::Value>,
+    b: &BTreeMap<String, serde_json::Value>,
+) -> Vec<String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| k.as_str() != "shard" && a.get(*k) != b.get(*k))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The shape of a target: scheme, origin mappings and path, not host and
+/// port (base and candidate usually run on different hosts or ports).
+fn target_shape(target: &str) -> Vec<String> {
+    target
+        .split(',')
+        .map(|t| {
+            let (origin, url) = t.split_once('=').unwrap_or(("", t));
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+            format!("{origin}={scheme}://*{path}")
+        })
+        .collect()
+}
+
+fn warnings(base: &[RunReport], cand: &[RunReport]) -> Vec<String> {
+    let mut w = Vec::new();
+    let first = &base[0];
+    let all: Vec<(&str, usize, &RunReport)> = base
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ("base", i, r))
+        .chain(cand.iter().enumerate().map(|(i, r)| ("candidate", i, r)))
+        .collect();
+    for (side, i, r) in all.iter().skip(1) {
+        let which = format!("{side} run {} ('{}')", i + 1, r.label);
+        let keys = differing_keys(&first.options, &r.options);
+        if !keys.is_empty() {
+            w.push(format!(
+                "OPTIONS DIFFER: {which} was run with different {} than base run 1: this diff measures the setup, not the release",
+                keys.join(", ")
+            ));
+        }
+        let sums = |r: &RunReport| -> BTreeSet<String> {
+            r.journals.iter().map(|j| j.sha256.clone()).collect()
+        };
+        if sums(first) != sums(r) {
+            w.push(format!(
+                "JOURNALS DIFFER: {which} replayed different journals than base run 1: the traffic is not the same"
+            ));
+        }
+        if target_shape(&first.target) != target_shape(&r.target) {
+            w.push(format!(
+                "TARGET SHAPE DIFFERS: {which} targets {} but base run 1 targets {}",
+                r.target, first.target
+            ));
+        }
+    }
+    for (side, i, r) in &all {
+        if r.partial {
+            w.push(format!(
+                "{side} run {} ('{}') was interrupted before its end (partial)",
+                i + 1,
+                r.label
+            ));
+        }
+    }
+    if base.len() < 2 || cand.len() < 2 {
+        w.push(format!(
+            "one run on a side: run-to-run noise cannot be measured, so changes under {:.0}% are treated as noise; give ≥ 2 runs per side (interleaved A, B, A, B) to detect smaller changes",
+            SINGLE_RUN_DRIFT * 100.0
+        ));
+    }
+    w
+}
+
+/// Compares base runs with candidate runs. Neither slice may be empty
+/// (an empty side compares as all `?`).
+pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Comparison {
+    let multi_run = base.len() >= 2 && cand.len() >= 2;
+    let mut names: Vec<String> = Vec::new();
+    for r in base.iter().chain(cand) {
+        for e in &r.endpoints {
+            if !names.contains(&e.name) {
+                names.push(e.name.clone());
+            }
+        }
+    }
+    let side = |runs: &[RunReport], name: &str| -> Option<SideStats> {
+        let (eps, secs): (Vec<&EndpointReport>, Vec<f64>) = runs
+            .iter()
+            .filter_map(|r| {
+                r.endpoints
+                    .iter()
+                    .find(|e| e.name == name)
+                    .map(|e| (e, r.duration_s()))
+            })
+            .unzip();
+        (!eps.is_empty()).then(|| side_stats(&eps, &secs))
+    };
+    let endpoints: Vec<EndpointComparison> = names
+        .iter()
+        .map(|n| compare_endpoint(n, side(base, n), side(cand, n), multi_run, o))
+        .collect();
+
+    let mut geo = Geomean::default();
+    let (mut l50, mut l95, mut lmean) = (0.0, 0.0, 0.0);
+    for e in endpoints.iter().filter(|e| e.verdict != Verdict::Unknown) {
+        let (Some(b), Some(c)) = (&e.base, &e.candidate) else {
+            continue;
+        };
+        if b.p50_ms <= 0.0 || b.p95_ms <= 0.0 || b.mean_ms <= 0.0 || c.p50_ms <= 0.0 {
+            continue;
+        }
+        geo.endpoints += 1;
+        l50 += (c.p50_ms / b.p50_ms).ln();
+        l95 += (c.p95_ms / b.p95_ms).ln();
+        lmean += (c.mean_ms / b.mean_ms).ln();
+    }
+    if geo.endpoints > 0 {
+        let n = geo.endpoints as f64;
+        geo.p50 = Some((l50 / n).exp() - 1.0);
+        geo.p95 = Some((l95 / n).exp() - 1.0);
+        geo.mean = Some((lmean / n).exp() - 1.0);
+    }
+
+    let count_failures = |runs: &[RunReport]| {
+        let mut m: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for r in runs {
+            for f in &r.failures {
+                *m.entry((f.endpoint.clone(), f.error.clone())).or_default() += f.count;
+            }
+        }
+        m
+    };
+    let (fb, fc) = (count_failures(base), count_failures(cand));
+    let keys: BTreeSet<&(String, String)> = fb.keys().chain(fc.keys()).collect();
+    let mut errors: Vec<FailureChange> = keys
+        .into_iter()
+        .map(|k| FailureChange {
+            endpoint: k.0.clone(),
+            error: k.1.clone(),
+            base: fb.get(k).copied().unwrap_or(0),
+            candidate: fc.get(k).copied().unwrap_or(0),
+        })
+        .filter(|f| f.base != f.candidate)
+        .collect();
+    errors.sort_by(|a, b| {
+        (b.candidate as i64 - b.base as i64).cmp(&(a.candidate as i64 - a.base as i64))
+    });
+
+    let info = |runs: &[RunReport]| SideInfo {
+        labels: runs.iter().map(|r| r.label.clone()).collect(),
+        targets: runs.iter().map(|r| r.target.clone()).collect(),
+        requests: runs.iter().map(|r| r.total_requests()).sum(),
+        timelines: runs.iter().map(|r| r.timeline.clone()).collect(),
+    };
+    let floor_rule = if multi_run {
+        format!(
+            "{} base and {} candidate runs: a change must exceed the larger of --noise {:.0}% and the measured run-to-run spread, in both median and mean, with Mann–Whitney p < {}",
+            base.len(),
+            cand.len(),
+            o.noise * 100.0,
+            o.alpha
+        )
+    } else {
+        format!(
+            "one run on a side: a change must exceed {:.0}% (the larger of --noise {:.0}% and the {:.0}% drift two runs of one build can show), in both median and mean, with Mann–Whitney p < {}",
+            o.noise.max(o.single_run_drift) * 100.0,
+            o.noise * 100.0,
+            o.single_run_drift * 100.0,
+            o.alpha
+        )
+    };
+    Comparison {
+        format: COMPARE_FORMAT,
+        version: COMPARE_VERSION,
+        base: info(base),
+        candidate: info(cand),
+        noise: o.noise,
+        floor_rule,
+        endpoints,
+        errors,
+        geomean: geo,
+        warnings: if base.is_empty() || cand.is_empty() {
+            vec!["a side has no runs".to_string()]
+        } else {
+            warnings(base, cand)
+        },
+    }
+}
