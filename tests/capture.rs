@@ -44,6 +44,19 @@ fn start_capture(args: &[&str]) -> (ChildGuard, SocketAddr, String) {
     (child, addr, first)
 }
 
+/// `GET path` on a fresh connection; `None` when the proxy is not there
+/// (or died mid-request).
+fn try_get(addr: SocketAddr, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn journal_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -153,7 +166,9 @@ fn sigkill_loses_nothing_older_than_the_flush_interval() {
         std::thread::spawn(move || {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 10_000 {
-                let _ = std::panic::catch_unwind(|| http(proxy, "GET", "/api/v1/users/me?bg=1", &[], ""));
+                let _ = std::panic::catch_unwind(|| {
+                    http(proxy, "GET", "/api/v1/users/me?bg=1", &[], "")
+                });
                 i += 1;
             }
         })
@@ -181,7 +196,10 @@ fn sigkill_loses_nothing_older_than_the_flush_interval() {
         .filter(|(_, t)| *t < horizon)
         .map(|(n, _)| *n)
         .collect();
-    assert!(!must_have.is_empty(), "too little traffic before the horizon");
+    assert!(
+        !must_have.is_empty(),
+        "too little traffic before the horizon"
+    );
     for n in &must_have {
         assert!(
             recovered.contains(&format!("/api/v1/users/me?n={n}")),
@@ -189,6 +207,84 @@ fn sigkill_loses_nothing_older_than_the_flush_interval() {
             recovered.len()
         );
     }
+}
+
+#[test]
+fn twenty_sigkills_at_random_points_all_recover() {
+    let (_rt, tb) = testbed();
+    let upstream = format!("http://{tb}");
+    // A fixed xorshift sequence: "random" kill points, reproducible.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut total_recovered = 0;
+    for round in 0..20 {
+        let out = tempfile::tempdir().unwrap();
+        let (mut child, proxy, _) = start_capture(&[
+            "--upstream",
+            &upstream,
+            "--out",
+            out.path().to_str().unwrap(),
+            "--flush-every",
+            "50ms",
+        ]);
+        let run_for = Duration::from_millis(250 + next() % 400);
+        let started = Instant::now();
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                std::thread::spawn(move || {
+                    let mut done = Vec::new();
+                    let mut n = 0u32;
+                    while started.elapsed() < run_for && n < 2000 {
+                        let path = format!("/api/v1/users/me?w={w}&n={n}");
+                        match try_get(proxy, &path) {
+                            Some(status) => assert_eq!(status, 401),
+                            None => break, // the proxy is gone
+                        }
+                        done.push((path, Instant::now()));
+                        n += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        // Kill while the workers are still sending.
+        std::thread::sleep(run_for.saturating_sub(Duration::from_millis(50)));
+        let killed = Instant::now();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+        let done: Vec<(String, Instant)> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect();
+
+        let files = tapedeck_sessions::expand_paths(&[out.path().to_path_buf()]).unwrap();
+        let journals = tapedeck_sessions::read_all(&files)
+            .unwrap_or_else(|e| panic!("round {round}: journal does not recover: {e}"));
+        let recovered: std::collections::HashSet<&str> = journals
+            .exchanges
+            .iter()
+            .map(|e| e.request.uri.as_str())
+            .collect();
+        total_recovered += recovered.len();
+        // Frames close once their first line is 50 ms old; 250 ms of slack
+        // for a busy machine.
+        let horizon = killed.checked_sub(Duration::from_millis(300));
+        for (path, t) in &done {
+            if horizon.is_some_and(|h| *t < h) {
+                assert!(
+                    recovered.contains(path.as_str()),
+                    "round {round}: {path} completed {:?} before the kill and is lost",
+                    killed - *t
+                );
+            }
+        }
+    }
+    assert!(total_recovered > 0);
 }
 
 #[test]
@@ -200,11 +296,61 @@ fn bad_flags_exit_2_naming_the_flag() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--out", o], "--upstream"),
         (vec!["--upstream", "ftp://x", "--out", o], "--upstream"),
-        (vec!["--upstream", "http://127.0.0.1:1", "--out", o, "--rotate-size", "12XB"], "--rotate-size"),
-        (vec!["--upstream", "http://127.0.0.1:1", "--out", o, "--flush-every", "soon"], "--flush-every"),
-        (vec!["--upstream", "http://127.0.0.1:1", "--out", o, "--session-key", "magic"], "--session-key"),
-        (vec!["--upstream", "http://127.0.0.1:1", "--out", o, "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "--tls-cert /nonexistent.pem"),
-        (vec!["--upstream", "http://127.0.0.1:1", "--out", not_a_dir.to_str().unwrap()], "--out"),
+        (
+            vec![
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--out",
+                o,
+                "--rotate-size",
+                "12XB",
+            ],
+            "--rotate-size",
+        ),
+        (
+            vec![
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--out",
+                o,
+                "--flush-every",
+                "soon",
+            ],
+            "--flush-every",
+        ),
+        (
+            vec![
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--out",
+                o,
+                "--session-key",
+                "magic",
+            ],
+            "--session-key",
+        ),
+        (
+            vec![
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--out",
+                o,
+                "--tls-cert",
+                "/nonexistent.pem",
+                "--tls-key",
+                "/nonexistent.key",
+            ],
+            "--tls-cert /nonexistent.pem",
+        ),
+        (
+            vec![
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--out",
+                not_a_dir.to_str().unwrap(),
+            ],
+            "--out",
+        ),
     ];
     for (args, needle) in cases {
         let port = free_port().to_string();

@@ -63,6 +63,8 @@ fn journal(dir: &Path, upstream: &str, sessions: usize, gap_ms: i64) -> PathBuf 
             }))
             .unwrap();
             w.write(&ex).unwrap();
+            // One frame per exchange, so damage costs single exchanges.
+            w.flush().unwrap();
         }
     }
     w.finish().unwrap();
@@ -99,7 +101,10 @@ fn replay_writes_report_locust_csvs_hlog_and_html() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("User Profile") && stdout.contains("Social Feed"), "{stdout}");
+    assert!(
+        stdout.contains("User Profile") && stdout.contains("Social Feed"),
+        "{stdout}"
+    );
 
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
@@ -121,7 +126,10 @@ fn replay_writes_report_locust_csvs_hlog_and_html() {
     let stats = std::fs::read_to_string(format!("{}_stats.csv", prefix.display())).unwrap();
     let lines: Vec<&str> = stats.split("\r\n").collect();
     assert_eq!(lines[0], LOCUST_STATS);
-    assert!(lines.iter().any(|l| l.starts_with(",Aggregated,12,0,")), "{stats}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(",Aggregated,12,0,")),
+        "{stats}"
+    );
     let history =
         std::fs::read_to_string(format!("{}_stats_history.csv", prefix.display())).unwrap();
     assert_eq!(history.split("\r\n").next(), Some(LOCUST_HISTORY));
@@ -157,8 +165,18 @@ fn replay_threshold_breach_exits_1_unless_no_fail() {
             .output()
             .unwrap()
     };
-    let pass = run(&["--threshold", "User Profile:p95<60000ms", "--threshold", "rps>0"]);
-    assert_eq!(pass.status.code(), Some(0), "{}", String::from_utf8_lossy(&pass.stderr));
+    let pass = run(&[
+        "--threshold",
+        "User Profile:p95<60000ms",
+        "--threshold",
+        "rps>0",
+    ]);
+    assert_eq!(
+        pass.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&pass.stderr)
+    );
     let fail = run(&["--threshold", "Social Feed:max<0.001ms"]);
     assert_eq!(fail.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&fail.stderr).contains("Social Feed:max<0.001ms"));
@@ -220,7 +238,12 @@ fn replay_bad_flags_exit_2_naming_the_flag() {
         assert_eq!(err.trim().lines().count(), 1, "{flags:?}: {err}");
     }
     let out = tapedeck()
-        .args(["replay", "missing.jsonl.zst", "--target", "http://127.0.0.1:9"])
+        .args([
+            "replay",
+            "missing.jsonl.zst",
+            "--target",
+            "http://127.0.0.1:9",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -254,5 +277,52 @@ fn replay_sigterm_writes_a_partial_report() {
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(run["partial"], true);
-    assert!(run["endpoints"].as_array().unwrap().iter().any(|e| e["requests"].as_u64() > Some(0)));
+    assert!(run["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["requests"].as_u64() > Some(0)));
+}
+
+#[test]
+fn replay_of_a_journal_with_a_damaged_middle_says_what_it_skipped() {
+    let tb = testbed();
+    let dir = tempfile::tempdir().unwrap();
+    let j = journal(dir.path(), "https://api.corevia.app", 10, 10);
+    let mut data = std::fs::read(&j).unwrap();
+    let mid = data.len() / 2;
+    for b in &mut data[mid..mid + 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&j, &data).unwrap();
+    let report = dir.path().join("run.json");
+    let out = tapedeck()
+        .arg("replay")
+        .arg(&j)
+        .args([
+            "--target",
+            &format!("http://{}", tb.addr),
+            "--quiet",
+            "--speed",
+            "max",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("corrupt") && err.contains("capture.jsonl.zst"),
+        "{err}"
+    );
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let requests: u64 = run["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["requests"].as_u64().unwrap())
+        .sum();
+    assert!(requests > 10 && requests < 20, "{requests}");
 }

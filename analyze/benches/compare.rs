@@ -33,7 +33,8 @@ fn synthetic_run(seed: u64, label: &str, slow: f64) -> RunReport {
             let u1: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
             let u2: f64 = rng.gen();
             let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            h.record((median * scale * (0.5 * z).exp()) as u64 + 1).expect("in bounds");
+            h.record((median * scale * (0.5 * z).exp()) as u64 + 1)
+                .expect("in bounds");
         }
         let mut ep = EndpointReport::new(format!("GET /api/v1/endpoint/{e}"), "GET", h.clone(), h);
         ep.requests = per;
@@ -57,12 +58,22 @@ fn bench(c: &mut Criterion) {
     a.write(&pa).expect("write a");
     b.write(&pb).expect("write b");
     assert!(end_to_end(&pa, &pb).contains("slower"));
-    c.bench_function("compare 50 endpoints x 1M requests: read + compare + render", |bench| {
-        bench.iter(|| end_to_end(&pa, &pb))
-    });
-    c.bench_function("compare 50 endpoints x 1M requests: statistics only", |bench| {
-        bench.iter(|| compare(&[a.clone()], &[b.clone()], &CompareOptions::default()))
-    });
+    c.bench_function(
+        "compare 50 endpoints x 1M requests: read + compare + render",
+        |bench| bench.iter(|| end_to_end(&pa, &pb)),
+    );
+    c.bench_function(
+        "compare 50 endpoints x 1M requests: statistics only",
+        |bench| {
+            bench.iter(|| {
+                compare(
+                    std::slice::from_ref(&a),
+                    std::slice::from_ref(&b),
+                    &CompareOptions::default(),
+                )
+            })
+        },
+    );
 }
 
 criterion_group! {

@@ -27,16 +27,24 @@ pub enum Format {
 #[derive(Debug, clap::Subcommand)]
 pub enum AnalyzeCommand {
     /// Print the end-of-run table of a run report again.
-    #[command(after_help = "Examples:\n  tapedeck analyze show a.json\n  tapedeck analyze show a.json --format html -o a.html")]
+    #[command(
+        after_help = "Examples:\n  tapedeck analyze show a.json\n  tapedeck analyze show a.json --format html -o a.html"
+    )]
     Show(ShowArgs),
     /// Compare base runs with candidate runs: what got slower, with statistics.
-    #[command(after_help = "Examples:\n  tapedeck analyze compare --base a1.json a2.json --candidate b1.json b2.json\n  tapedeck analyze compare --base a.json --candidate b.json --format html -o diff.html\n  tapedeck analyze compare --base a.json --candidate b.json --format md --no-fail >> \"$GITHUB_STEP_SUMMARY\"\n\nExit status: 0 no regression, 1 an endpoint is slower or its errors rose (unless --no-fail), 2 bad input.")]
+    #[command(
+        after_help = "Examples:\n  tapedeck analyze compare --base a1.json a2.json --candidate b1.json b2.json\n  tapedeck analyze compare --base a.json --candidate b.json --format html -o diff.html\n  tapedeck analyze compare --base a.json --candidate b.json --format md --no-fail >> \"$GITHUB_STEP_SUMMARY\"\n\nExit status: 0 no regression, 1 an endpoint is slower or its errors rose (unless --no-fail), 2 bad input."
+    )]
     Compare(CompareArgs),
     /// Check a run against the profile's plan (target/acceptable/critical) and thresholds.
-    #[command(after_help = "Examples:\n  tapedeck analyze check a.json\n  tapedeck analyze check a.json --threshold 'Social Feed:p95<200ms' --threshold 'error_rate<1%'\n  tapedeck analyze check a.json --profile myapp-profile.json --format md\n\nExit status: 0 passed, 1 a row is critical or a threshold failed, 2 bad input.")]
+    #[command(
+        after_help = "Examples:\n  tapedeck analyze check a.json\n  tapedeck analyze check a.json --threshold 'Social Feed:p95<200ms' --threshold 'error_rate<1%'\n  tapedeck analyze check a.json --profile myapp-profile.json --format md\n\nExit status: 0 passed, 1 a row is critical or a threshold failed, 2 bad input."
+    )]
     Check(CheckArgs),
     /// Merge shard reports (`replay --shard I/N`) of one run exactly.
-    #[command(after_help = "Examples:\n  tapedeck analyze merge shard-1.json shard-2.json shard-3.json -o run.json")]
+    #[command(
+        after_help = "Examples:\n  tapedeck analyze merge shard-1.json shard-2.json shard-3.json -o run.json"
+    )]
     Merge(MergeArgs),
 }
 
@@ -120,7 +128,9 @@ pub fn parse_noise(s: &str) -> Result<f64, String> {
         None => {
             let v = s.trim().parse::<f64>().map_err(|_| bad())?;
             if v >= 1.0 {
-                return Err(format!("'{s}' is ambiguous: write {s}% or a fraction below 1"));
+                return Err(format!(
+                    "'{s}' is ambiguous: write {s}% or a fraction below 1"
+                ));
             }
             v
         }
@@ -200,7 +210,11 @@ fn compare_cmd(a: CompareArgs) -> Result<Outcome, Error> {
     } else if a.base.is_empty() || a.candidate.is_empty() {
         return Err(Error::Usage(format!(
             "analyze compare: {} is missing (both --base and --candidate are needed)",
-            if a.base.is_empty() { "--base" } else { "--candidate" }
+            if a.base.is_empty() {
+                "--base"
+            } else {
+                "--candidate"
+            }
         )));
     } else {
         (a.base.clone(), a.candidate.clone())
@@ -235,7 +249,9 @@ fn check_cmd(a: CheckArgs) -> Result<Outcome, Error> {
     let thresholds = a
         .thresholds
         .iter()
-        .map(|t| threshold::parse_threshold(t).map_err(|e| Error::Usage(format!("--threshold: {e}"))))
+        .map(|t| {
+            threshold::parse_threshold(t).map_err(|e| Error::Usage(format!("--threshold: {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let profile = Profile::load(a.profile.as_deref())?;
     let r = RunReport::read(&a.run)?;
@@ -266,10 +282,7 @@ fn merge_cmd(a: MergeArgs) -> Result<Outcome, Error> {
         other => other,
     })?;
     merged.write(&a.output)?;
-    let count = shards
-        .first()
-        .and_then(|s| s.shard)
-        .map_or(0, |s| s.count);
+    let count = shards.first().and_then(|s| s.shard).map_or(0, |s| s.count);
     if shards.len() as u32 != count {
         eprintln!(
             "tapedeck: warning: merged {} of {count} shards; {} is marked partial",

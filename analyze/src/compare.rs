@@ -7,31 +7,40 @@
 //! and of the mean are measured. The verdict rule:
 //!
 //! - `?` when either side has fewer than 30 requests (too few to judge).
-//! - `slower` when p < 0.01 **and** both the median and the mean grew by more
-//!   than the effect floor; `faster` symmetrically (both shrank by more than
-//!   the floor, as a ratio: `base / candidate − 1 > floor`).
+//! - `slower` when the test is significant **and** both the median and the
+//!   mean grew by more than the effect floor; `faster` symmetrically (both
+//!   shrank by more than the floor, as a ratio: `base / candidate − 1 >
+//!   floor`).
 //! - `~` otherwise.
 //!
-//! Why both median and mean: the median is robust to a few outliers, the mean
-//! moves when the body of the distribution moves; a shift in only one of them
-//! is usually noise (a handful of stalls, or bucket granularity). A change
-//! limited to the far tail (p99) is reported but does not make a verdict.
+//! Significance is family-wise: a comparison asks "is *any* endpoint
+//! slower?", so each of the m judged endpoints is tested at α / m
+//! (Bonferroni, α = 0.01). Without it, 15 endpoints at p < 0.01 raise a
+//! false alarm in one comparison out of seven on sampling noise alone.
 //!
-//! The effect floor is where noise is handled. Thousands of requests make
-//! tiny run-to-run drifts "significant", so significance alone raises false
-//! alarms; two replays of one build on a busy 2-core machine differ by
-//! 5–20 % per endpoint at p50.
+//! Why both median and mean: the median is robust to a few outliers, the
+//! mean moves when the body of the distribution moves; a shift in only one
+//! of them is usually noise (a handful of stalls, or bucket granularity). A
+//! change limited to the far tail (p99) is reported but makes no verdict.
 //!
-//! - With ≥ 2 runs on **each** side, the floor for an endpoint is the larger
-//!   of `--noise` and the measured run-to-run spread: per side, the range of
-//!   the runs' medians (or means) relative to the pooled median (or mean);
-//!   the larger side counts.
+//! The effect floor is where run-to-run noise is handled. Thousands of
+//! requests make tiny drifts between two runs "significant", so the
+//! within-run test alone raises false alarms; two replays of one build on a
+//! busy 2-core machine differ by 5–20 % per endpoint at p50.
+//!
+//! - With ≥ 2 runs on **each** side, the runs measure that noise: the
+//!   per-run medians (and means) of the endpoint, on a log scale, give a
+//!   pooled run-to-run standard deviation s with k_base + k_cand − 2 degrees
+//!   of freedom, and the floor is `max(--noise, exp(t · s · √(1/k_base +
+//!   1/k_cand)) − 1)` with t the Student critical value at α / m. That is a
+//!   t-test on the run level: with few runs t is large (2 + 2 runs: t ≈ 30),
+//!   so more runs buy a lower floor.
 //! - With one run on a side, no spread can be measured: the floor is the
 //!   larger of `--noise` and [`SINGLE_RUN_DRIFT`] (20 %), and the output says
 //!   so. A real 10 % regression needs several runs per side to be seen.
 //!
-//! Error rates are tested separately (two-proportion z-test, p < 0.01, and
-//! at least 0.1 percentage point apart): `errors: up|down|~|?`.
+//! Error rates are tested separately (two-proportion z-test at α / m, and at
+//! least 0.1 percentage point apart): `errors: up|down|~|?`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,7 +48,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::report::{new_histogram, EndpointReport, RunReport, TimelinePoint};
-use crate::stats::{mann_whitney_u, two_proportion_p};
+use crate::stats::{mann_whitney_u, t_critical, two_proportion_p};
 
 /// The comparison format name.
 pub const COMPARE_FORMAT: &str = "tapedeck-compare";
@@ -49,7 +58,7 @@ pub const COMPARE_VERSION: u32 = 1;
 pub const DEFAULT_NOISE: f64 = 0.05;
 /// The drift assumed between two single runs of the same build.
 pub const SINGLE_RUN_DRIFT: f64 = 0.20;
-/// Significance level of both tests.
+/// Family-wise significance level (split over the endpoints judged).
 pub const ALPHA: f64 = 0.01;
 /// Fewer requests than this on a side gives `?`.
 pub const MIN_REQUESTS: u64 = 30;
@@ -63,7 +72,8 @@ pub struct CompareOptions {
     pub noise: f64,
     /// Floor used when a side has a single run.
     pub single_run_drift: f64,
-    /// Significance level.
+    /// Family-wise significance level; each endpoint is tested at
+    /// `alpha / m` over the m endpoints judged.
     pub alpha: f64,
     /// Minimum requests per side for a verdict.
     pub min_requests: u64,
@@ -215,8 +225,11 @@ pub struct EndpointComparison {
     pub error_p_value: f64,
     /// The effect floor applied to the median (fraction).
     pub floor: f64,
-    /// Measured run-to-run spread of the median (fraction), with ≥ 2 runs a side.
+    /// Measured run-to-run standard deviation of the median (fraction),
+    /// with ≥ 2 runs a side.
     pub spread: Option<f64>,
+    /// The significance level this endpoint was tested at (α / m).
+    pub alpha: f64,
     /// Why the verdict is what it is, when that is not obvious.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub note: String,
@@ -330,9 +343,21 @@ fn side_stats(runs: &[&EndpointReport], run_seconds: &[f64]) -> SideStats {
         runs: runs.len(),
         requests,
         failures,
-        p50_ms: if empty { 0.0 } else { ms(h.value_at_quantile(0.5)) },
-        p95_ms: if empty { 0.0 } else { ms(h.value_at_quantile(0.95)) },
-        p99_ms: if empty { 0.0 } else { ms(h.value_at_quantile(0.99)) },
+        p50_ms: if empty {
+            0.0
+        } else {
+            ms(h.value_at_quantile(0.5))
+        },
+        p95_ms: if empty {
+            0.0
+        } else {
+            ms(h.value_at_quantile(0.95))
+        },
+        p99_ms: if empty {
+            0.0
+        } else {
+            ms(h.value_at_quantile(0.99))
+        },
         mean_ms: if empty { 0.0 } else { h.mean() / 1000.0 },
         max_ms: if empty { 0.0 } else { ms(h.max()) },
         rps: rps / runs.len().max(1) as f64,
@@ -356,14 +381,26 @@ fn side_stats(runs: &[&EndpointReport], run_seconds: &[f64]) -> SideStats {
     }
 }
 
-/// (max − min) / pooled, when there are at least two values.
-fn spread(values: &[f64], pooled: f64) -> Option<f64> {
-    if values.len() < 2 || pooled <= 0.0 {
+/// Pooled standard deviation of log values of two groups and its degrees
+/// of freedom; `None` unless both groups have ≥ 2 values.
+fn pooled_log_sd(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+    if a.len() < 2 || b.len() < 2 || a.iter().chain(b).any(|v| *v <= 0.0) {
         return None;
     }
-    let max = values.iter().cloned().fold(f64::MIN, f64::max);
-    let min = values.iter().cloned().fold(f64::MAX, f64::min);
-    Some((max - min) / pooled)
+    let ss = |v: &[f64]| {
+        let logs: Vec<f64> = v.iter().map(|x| x.ln()).collect();
+        let mean = logs.iter().sum::<f64>() / logs.len() as f64;
+        logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>()
+    };
+    let df = (a.len() + b.len() - 2) as f64;
+    Some((((ss(a) + ss(b)) / df).sqrt(), df))
+}
+
+/// The run-level floor: `exp(t · s · √(1/ka + 1/kb)) − 1`.
+fn run_level_floor(a: &[f64], b: &[f64], alpha: f64) -> Option<(f64, f64)> {
+    let (sd, df) = pooled_log_sd(a, b)?;
+    let se = sd * (1.0 / a.len() as f64 + 1.0 / b.len() as f64).sqrt();
+    Some(((t_critical(alpha, df) * se).exp() - 1.0, sd.exp() - 1.0))
 }
 
 fn ratio(c: f64, b: f64) -> Option<f64> {
@@ -375,6 +412,7 @@ fn compare_endpoint(
     base: Option<SideStats>,
     cand: Option<SideStats>,
     multi_run: bool,
+    alpha: f64,
     o: &CompareOptions,
 ) -> EndpointComparison {
     let mut out = EndpointComparison {
@@ -391,6 +429,7 @@ fn compare_endpoint(
         error_p_value: 1.0,
         floor: o.noise.max(o.single_run_drift),
         spread: None,
+        alpha,
         note: String::new(),
     };
     let (b, c) = match (base, cand) {
@@ -422,23 +461,17 @@ fn compare_endpoint(
     out.n_candidate = mw.n2;
 
     // Effect floors for the median and the mean.
+    let single = o.noise.max(o.single_run_drift);
     let (floor_p50, floor_mean) = if multi_run {
-        let s50 = spread(&b.run_p50_ms, b.p50_ms)
-            .into_iter()
-            .chain(spread(&c.run_p50_ms, c.p50_ms))
-            .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
-        let smean = spread(&b.run_means_ms, b.mean_ms)
-            .into_iter()
-            .chain(spread(&c.run_means_ms, c.mean_ms))
-            .fold(0.0, f64::max);
-        out.spread = s50;
+        let f50 = run_level_floor(&b.run_p50_ms, &c.run_p50_ms, alpha);
+        let fmean = run_level_floor(&b.run_means_ms, &c.run_means_ms, alpha);
+        out.spread = f50.map(|f| f.1);
         (
-            o.noise.max(s50.unwrap_or(o.single_run_drift)),
-            o.noise.max(smean),
+            f50.map_or(single, |f| o.noise.max(f.0)),
+            fmean.map_or(single, |f| o.noise.max(f.0)),
         )
     } else {
-        let f = o.noise.max(o.single_run_drift);
-        (f, f)
+        (single, single)
     };
     out.floor = floor_p50;
 
@@ -448,7 +481,7 @@ fn compare_endpoint(
     } else {
         out.error_p_value = two_proportion_p(b.failures, b.requests, c.failures, c.requests);
         let delta = c.error_rate - b.error_rate;
-        out.errors = if out.error_p_value < o.alpha && delta.abs() >= MIN_ERROR_RATE_DELTA {
+        out.errors = if out.error_p_value < alpha && delta.abs() >= MIN_ERROR_RATE_DELTA {
             if delta > 0.0 {
                 ErrorVerdict::Up
             } else {
@@ -469,7 +502,7 @@ fn compare_endpoint(
     } else {
         let r50 = ratio(c.p50_ms, b.p50_ms).unwrap_or(1.0);
         let rmean = ratio(c.mean_ms, b.mean_ms).unwrap_or(1.0);
-        let significant = mw.p_value < o.alpha;
+        let significant = mw.p_value < alpha;
         let slower = r50 > 1.0 + floor_p50 && rmean > 1.0 + floor_mean;
         let faster = 1.0 / r50 > 1.0 + floor_p50 && 1.0 / rmean > 1.0 + floor_mean;
         out.verdict = match (significant, slower, faster) {
@@ -592,9 +625,27 @@ pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Co
             .unzip();
         (!eps.is_empty()).then(|| side_stats(&eps, &secs))
     };
+    let sides: Vec<(Option<SideStats>, Option<SideStats>)> = names
+        .iter()
+        .map(|n| (side(base, n), side(cand, n)))
+        .collect();
+    // Bonferroni over the endpoints that can get a verdict.
+    let judged = sides
+        .iter()
+        .filter(|(b, c)| {
+            let enough = |s: &Option<SideStats>| {
+                s.as_ref()
+                    .is_some_and(|s| s.histogram.len() >= o.min_requests)
+            };
+            enough(b) && enough(c)
+        })
+        .count()
+        .max(1);
+    let alpha = o.alpha / judged as f64;
     let endpoints: Vec<EndpointComparison> = names
         .iter()
-        .map(|n| compare_endpoint(n, side(base, n), side(cand, n), multi_run, o))
+        .zip(sides)
+        .map(|(n, (b, c))| compare_endpoint(n, b, c, multi_run, alpha, o))
         .collect();
 
     let mut geo = Geomean::default();
@@ -651,19 +702,23 @@ pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Co
     };
     let floor_rule = if multi_run {
         format!(
-            "{} base and {} candidate runs: a change must exceed the larger of --noise {:.0}% and the measured run-to-run spread, in both median and mean, with Mann–Whitney p < {}",
+            "{} base and {} candidate runs: a change must be significant (Mann–Whitney p < {:.2e} = {} / {} endpoints) and exceed, in both median and mean, the larger of --noise {:.0}% and the run-to-run noise (t-test on the runs' medians and means at the same level)",
             base.len(),
             cand.len(),
-            o.noise * 100.0,
-            o.alpha
+            alpha,
+            o.alpha,
+            judged,
+            o.noise * 100.0
         )
     } else {
         format!(
-            "one run on a side: a change must exceed {:.0}% (the larger of --noise {:.0}% and the {:.0}% drift two runs of one build can show), in both median and mean, with Mann–Whitney p < {}",
+            "one run on a side: a change must be significant (Mann–Whitney p < {:.2e} = {} / {} endpoints) and exceed {:.0}% in both median and mean (the larger of --noise {:.0}% and the {:.0}% drift two runs of one build can show)",
+            alpha,
+            o.alpha,
+            judged,
             o.noise.max(o.single_run_drift) * 100.0,
             o.noise * 100.0,
-            o.single_run_drift * 100.0,
-            o.alpha
+            o.single_run_drift * 100.0
         )
     };
     Comparison {

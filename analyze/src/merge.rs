@@ -31,7 +31,12 @@ pub fn merge(shards: &[RunReport]) -> Result<RunReport, MergeError> {
         .ok_or_else(|| refuse("no shard reports given".to_string()))?;
     let count = first
         .shard
-        .ok_or_else(|| refuse(format!("run '{}' is not a shard (no \"shard\" field)", first.label)))?
+        .ok_or_else(|| {
+            refuse(format!(
+                "run '{}' is not a shard (no \"shard\" field)",
+                first.label
+            ))
+        })?
         .count;
     let options_of = |r: &RunReport| {
         let mut o = r.options.clone();
@@ -41,9 +46,12 @@ pub fn merge(shards: &[RunReport]) -> Result<RunReport, MergeError> {
     let mut seen = BTreeSet::new();
     for (i, r) in shards.iter().enumerate() {
         let n = i + 1;
-        let shard = r
-            .shard
-            .ok_or_else(|| refuse(format!("report #{n} ('{}') is not a shard (no \"shard\" field)", r.label)))?;
+        let shard = r.shard.ok_or_else(|| {
+            refuse(format!(
+                "report #{n} ('{}') is not a shard (no \"shard\" field)",
+                r.label
+            ))
+        })?;
         if shard.count != count {
             return Err(refuse(format!(
                 "report #{n} is shard {}/{} but report #1 is of {count} shards",
@@ -84,7 +92,10 @@ pub fn merge(shards: &[RunReport]) -> Result<RunReport, MergeError> {
                 .collect();
             return Err(refuse(format!(
                 "report #{n} was run with different options than report #1 ({}): different runs",
-                keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                keys.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }
@@ -106,11 +117,19 @@ pub fn merge(shards: &[RunReport]) -> Result<RunReport, MergeError> {
                 None => endpoints.push(ep.clone()),
                 Some(m) => {
                     m.histogram.add(&ep.histogram).map_err(|e| {
-                        refuse(format!("histograms of '{}' do not fit together: {e:?}", ep.name))
+                        refuse(format!(
+                            "histograms of '{}' do not fit together: {e:?}",
+                            ep.name
+                        ))
                     })?;
-                    m.service_histogram.add(&ep.service_histogram).map_err(|e| {
-                        refuse(format!("histograms of '{}' do not fit together: {e:?}", ep.name))
-                    })?;
+                    m.service_histogram
+                        .add(&ep.service_histogram)
+                        .map_err(|e| {
+                            refuse(format!(
+                                "histograms of '{}' do not fit together: {e:?}",
+                                ep.name
+                            ))
+                        })?;
                     m.requests += ep.requests;
                     m.failures += ep.failures;
                     m.bytes += ep.bytes;
@@ -182,7 +201,7 @@ pub fn merge(shards: &[RunReport]) -> Result<RunReport, MergeError> {
             count,
         })
         .collect();
-    failures.sort_by(|a, b| b.count.cmp(&a.count));
+    failures.sort_by_key(|f| std::cmp::Reverse(f.count));
     merged.failures = failures;
 
     // Slow requests: shifted to the merged clock, slowest kept.
@@ -228,11 +247,16 @@ mod tests {
         let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let mut r = RunReport::new("a", "http://127.0.0.1:9", start + Duration::seconds(index as i64));
+        let mut r = RunReport::new(
+            "a",
+            "http://127.0.0.1:9",
+            start + Duration::seconds(index as i64),
+        );
         r.ended = r.started + Duration::seconds(10);
         r.shard = Some(Shard { index, count });
         r.options.insert("users".into(), 10.into());
-        r.options.insert("shard".into(), format!("{index}/{count}").into());
+        r.options
+            .insert("shard".into(), format!("{index}/{count}").into());
         let mut h = new_histogram();
         for v in values {
             h.record(*v).unwrap();
@@ -288,7 +312,10 @@ mod tests {
         assert!(e.contains("given twice"), "{e}");
         let mut b = shard(2, 2, &[1_000]);
         b.target = "http://127.0.0.1:10".into();
-        assert!(merge(&[a.clone(), b]).unwrap_err().to_string().contains("targets"));
+        assert!(merge(&[a.clone(), b])
+            .unwrap_err()
+            .to_string()
+            .contains("targets"));
         let mut b = shard(2, 2, &[1_000]);
         b.options.insert("users".into(), 20.into());
         let e = merge(&[a.clone(), b]).unwrap_err().to_string();
@@ -298,7 +325,10 @@ mod tests {
         assert!(merge(&[a.clone(), b]).is_err());
         let mut b = shard(2, 2, &[1_000]);
         b.shard = None;
-        assert!(merge(&[a.clone(), b]).unwrap_err().to_string().contains("not a shard"));
+        assert!(merge(&[a.clone(), b])
+            .unwrap_err()
+            .to_string()
+            .contains("not a shard"));
         assert!(merge(&[a]).unwrap().partial);
     }
 }

@@ -106,7 +106,12 @@ pub fn text_run(r: &RunReport) -> String {
         }
     );
     let rows = run_rows(r);
-    let width = rows.iter().map(|x| x.name.chars().count()).max().unwrap_or(4).max(4);
+    let width = rows
+        .iter()
+        .map(|x| x.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let header = format!(
         "{:<width$} {:>8} {:>16} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8}",
         "Name", "# reqs", "# fails", "Median", "95%ile", "99%ile", "Avg", "Max", "req/s"
@@ -203,8 +208,21 @@ mod tests {
     fn run_table_has_rows_and_aggregate() {
         let t = text_run(&sample_run());
         for want in [
-            "Name", "# reqs", "# fails", "Median", "95%ile", "99%ile", "Avg", "Max", "req/s",
-            "Social Feed", "Analytics Dashboard", "Aggregated", "FAILED", "2(1.00%)", "4(1.00%)",
+            "Name",
+            "# reqs",
+            "# fails",
+            "Median",
+            "95%ile",
+            "99%ile",
+            "Avg",
+            "Max",
+            "req/s",
+            "Social Feed",
+            "Analytics Dashboard",
+            "Aggregated",
+            "FAILED",
+            "2(1.00%)",
+            "4(1.00%)",
             "20.00",
         ] {
             assert!(t.contains(want), "missing {want:?} in\n{t}");

@@ -31,7 +31,11 @@ fn mwu_reference() {
         let r = mann_whitney_u(&x, &y);
         let (u, p) = (case["u"].as_f64().unwrap(), case["p"].as_f64().unwrap());
         assert_eq!(r.u, u, "{name}: U");
-        let rel = if p == 0.0 { r.p_value } else { ((r.p_value - p) / p).abs() };
+        let rel = if p == 0.0 {
+            r.p_value
+        } else {
+            ((r.p_value - p) / p).abs()
+        };
         assert!(rel < 1e-9, "{name}: p = {} but scipy says {p}", r.p_value);
     }
 }

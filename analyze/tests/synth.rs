@@ -66,6 +66,12 @@ pub const BUSY: Drift = Drift {
     endpoint: 0.06,
 };
 
+/// A quiet CI runner: ±1 % machine, ±1.5 % per endpoint.
+pub const QUIET: Drift = Drift {
+    machine: 0.01,
+    endpoint: 0.015,
+};
+
 pub fn rng(seed: u64) -> SmallRng {
     SmallRng::seed_from_u64(seed)
 }
@@ -104,7 +110,8 @@ pub fn run(
     r.options.insert("speed".into(), 10.into());
     let machine = factor(rng, drift.machine);
     for s in specs {
-        let median_us = s.median_ms * 1000.0 * machine * factor(rng, drift.endpoint) * scale(s.name);
+        let median_us =
+            s.median_ms * 1000.0 * machine * factor(rng, drift.endpoint) * scale(s.name);
         let mut h = new_histogram();
         let mut failures = 0;
         let p_fail = s.error_rate + extra_errors(s.name);
@@ -141,7 +148,16 @@ pub fn runs(
     extra_errors: &dyn Fn(&str) -> f64,
 ) -> Vec<RunReport> {
     (0..n)
-        .map(|i| run(rng, &format!("{label}-{}", i + 1), specs, drift, scale, extra_errors))
+        .map(|i| {
+            run(
+                rng,
+                &format!("{label}-{}", i + 1),
+                specs,
+                drift,
+                scale,
+                extra_errors,
+            )
+        })
         .collect()
 }
 

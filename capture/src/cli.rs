@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tapedeck_sessions::Outcome;
 
-use crate::config::{parse_duration, parse_local_addr, parse_size, parse_upstream, CaptureConfig, Mode};
+use crate::config::{
+    parse_duration, parse_local_addr, parse_size, parse_upstream, CaptureConfig, Mode,
+};
 use crate::Error;
 
 /// Flags of `tapedeck capture`.
@@ -45,7 +47,12 @@ pub struct CaptureArgs {
     #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_body: u64,
     /// JSON and form fields whose values are replaced by a salted hash.
-    #[arg(long, default_value = "password", value_delimiter = ',', value_name = "FIELD,...")]
+    #[arg(
+        long,
+        default_value = "password",
+        value_delimiter = ',',
+        value_name = "FIELD,..."
+    )]
     pub redact_json: Vec<String>,
     /// Headers whose values are replaced by a salted hash (Authorization is
     /// kept by default: replay needs the tokens to correlate).
@@ -161,8 +168,26 @@ fn clean_list(items: &[String]) -> Vec<String> {
 /// `tapedeck ca init|export`.
 #[derive(Debug, clap::Subcommand)]
 pub enum CaCommand {
-    /// Create the CA.
-    Init,
+    /// Create the CA used to intercept HTTPS in forward mode (key file 0600).
+    #[command(after_help = "Examples:\n  tapedeck ca init\n  tapedeck ca init --dir ./ca")]
+    Init {
+        /// Where the CA lives (default $TAPEDECK_CA_DIR or ~/.tapedeck/ca).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Replace an existing CA (devices that trust the old one stop working).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the CA certificate to install on a phone or in a browser.
+    #[command(after_help = "Examples:\n  tapedeck ca export > tapedeck-ca.pem\n  tapedeck ca export --format der > tapedeck-ca.cer")]
+    Export {
+        /// Where the CA lives (default $TAPEDECK_CA_DIR or ~/.tapedeck/ca).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// pem (text, for Android and most tools) or der (binary .cer, for iOS).
+        #[arg(long, default_value = "pem", value_parser = ["pem", "der"])]
+        format: String,
+    },
 }
 
 /// Runs the capture proxy until SIGINT/SIGTERM, then prints the summary.
@@ -211,8 +236,33 @@ pub fn run_capture(args: CaptureArgs) -> Result<Outcome, Error> {
 }
 
 /// Runs a `tapedeck ca` subcommand.
-pub fn run_ca(_cmd: CaCommand) -> Result<Outcome, Error> {
-    Err(Error::Usage("ca: coming in this change".into()))
+pub fn run_ca(cmd: CaCommand) -> Result<Outcome, Error> {
+    match cmd {
+        CaCommand::Init { dir, force } => {
+            let dir = dir.unwrap_or_else(crate::ca::default_dir);
+            crate::ca::Ca::init(&dir, force)?;
+            println!(
+                "created the tapedeck CA in {dir}\n  certificate: {cert} (install it on the device: `tapedeck ca export`)\n  key:         {key} (0600, keep it private)",
+                dir = dir.display(),
+                cert = dir.join(crate::ca::CA_CERT_FILE).display(),
+                key = dir.join(crate::ca::CA_KEY_FILE).display(),
+            );
+        }
+        CaCommand::Export { dir, format } => {
+            let dir = dir.unwrap_or_else(crate::ca::default_dir);
+            let ca = crate::ca::Ca::load(&dir)?;
+            let mut stdout = std::io::stdout().lock();
+            let written = if format == "der" {
+                stdout.write_all(ca.cert_der())
+            } else {
+                stdout.write_all(ca.cert_pem().as_bytes())
+            };
+            written
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Error::Runtime(format!("writing the certificate to stdout: {e}")))?;
+        }
+    }
+    Ok(Outcome::Success)
 }
 
 /// `30s`, `1500ms`, `5m`: the shortest exact form of `d`.

@@ -152,7 +152,9 @@ impl CaptureConfig {
             return Err(Error::Usage("--flush-every must be more than 0".into()));
         }
         if self.upstream_timeout.is_zero() {
-            return Err(Error::Usage("--upstream-timeout must be more than 0".into()));
+            return Err(Error::Usage(
+                "--upstream-timeout must be more than 0".into(),
+            ));
         }
         self.session_key()?;
         if self.queue_capacity == 0 {
@@ -195,12 +197,12 @@ pub fn parse_upstream(s: &str) -> Result<url::Url, Error> {
 /// `MB`, `GB` as powers of 1000, and `K`/`M`/`G` as powers of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!("{s:?} is not a size (expected e.g. 1000, 64KiB, 256MiB)"));
+        return Err(format!(
+            "{s:?} is not a size (expected e.g. 1000, 64KiB, 256MiB)"
+        ));
     }
     let n: u64 = num
         .parse()
@@ -226,9 +228,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// Parses a duration: `500ms`, `30s`, `5m`, `2h` (also `1d`, `250us`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() || unit.is_empty() {
         return Err(format!(

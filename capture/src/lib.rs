@@ -22,8 +22,10 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod ca;
 mod config;
 mod error;
+mod forward;
 mod proxy;
 mod recorder;
 mod redact;

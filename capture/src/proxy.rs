@@ -31,6 +31,10 @@ pub(crate) struct Shared {
     pub(crate) upstream_timeout: Duration,
     /// Reverse mode: where everything goes.
     pub(crate) upstream: Option<ReverseTarget>,
+    /// Forward mode: interception settings.
+    pub(crate) forward: Option<crate::forward::Forward>,
+    /// Serves client connections (also the inner ones of intercepted CONNECTs).
+    pub(crate) builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
 }
 
 /// The reverse-proxy upstream, split for fast URI building.
@@ -85,7 +89,11 @@ pub(crate) async fn handle_reverse(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let Some(up) = shared.upstream.as_ref() else {
-        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "", "no upstream configured");
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "",
+            "no upstream configured",
+        );
     };
     if req.method() == Method::CONNECT {
         return json_error(
@@ -171,7 +179,11 @@ pub(crate) async fn forward(
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => {
             let why = if e.is_connect() {
-                format!("upstream {} is unreachable: {}", target.label, error_chain(&e))
+                format!(
+                    "upstream {} is unreachable: {}",
+                    target.label,
+                    error_chain(&e)
+                )
             } else {
                 format!("upstream {} failed: {}", target.label, error_chain(&e))
             };
@@ -196,8 +208,9 @@ pub(crate) async fn forward(
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
             tokio::spawn(async move {
                 if let (Ok(c), Ok(u)) = tokio::join!(client_upgrade, upstream_upgrade) {
-                    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(u))
-                        .await;
+                    let _ =
+                        tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(u))
+                            .await;
                 }
             });
             // Only the handshake is recorded; the tunnelled bytes are not.
@@ -214,8 +227,46 @@ pub(crate) async fn forward(
 
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
-    let tap = ResponseTap::new(body, shared.max_body, pending, status.as_u16(), recorded, ttfb_us);
+    let tap = ResponseTap::new(
+        body,
+        shared.max_body,
+        pending,
+        status.as_u16(),
+        recorded,
+        ttfb_us,
+    );
     Response::from_parts(parts, ProxyBody::Tapped(tap))
+}
+
+/// Records an exchange that failed before anything was forwarded (forward
+/// mode: an intercepted CONNECT whose host is unreachable).
+pub(crate) fn record_error(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+    recorded_uri: String,
+    label: String,
+    why: String,
+) {
+    let pending = Pending {
+        recorder: shared.recorder.clone(),
+        id: shared.next_id.fetch_add(1, Relaxed) + 1,
+        conn: conn.id,
+        started: chrono::Utc::now(),
+        start: Instant::now(),
+        client: Some(conn.client.to_string()),
+        upstream: Some(label),
+        request: RecordedRequest {
+            method: req.method().as_str().to_string(),
+            uri: recorded_uri,
+            version: version_name(req.version()).to_string(),
+            headers: recorded_headers(req.headers()),
+            body: Body::default(),
+        },
+        request_body: None,
+        in_flight: shared.recorder.begin(),
+    };
+    pending.finish(None, Some(why), 0);
 }
 
 fn is_upgrade<B>(req: &Request<B>) -> bool {
@@ -271,9 +322,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 fn rewrite_request_headers(headers: &mut HeaderMap, conn: &ConnInfo, uri: &Uri, upgrade: bool) {
     strip_hop_by_hop(headers, upgrade);
     // The pooled client sets Host from the upstream URI.
-    let original_host = headers
-        .remove(header::HOST)
-        .or_else(|| uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let original_host = headers.remove(header::HOST).or_else(|| {
+        uri.authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let ip = conn.client.ip().to_string();
     let xff = {
         let previous: Vec<&str> = headers
@@ -349,7 +401,10 @@ mod tests {
     #[test]
     fn hop_by_hop_fields_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));

@@ -124,7 +124,8 @@ fn run_writer(
 ) -> WriterReport {
     // Ticks often enough that a frame closes within a small fraction of
     // `flush_every` after it is due.
-    let tick = (setup.options.flush_every / 4).clamp(Duration::from_millis(5), Duration::from_millis(100));
+    let tick =
+        (setup.options.flush_every / 4).clamp(Duration::from_millis(5), Duration::from_millis(100));
     let mut last_tick = Instant::now();
     let mut sessions: HashSet<String> = HashSet::new();
     let mut keyer = SessionKeyer::new(setup.session_key.clone()).with_idle_split(setup.idle_split);
@@ -193,7 +194,13 @@ fn run_writer(
     match writer.finish() {
         Ok(summary) => {
             report.files = summary.files;
-            report.exchanges = summary.exchanges;
+            // After a failure the writer may count a line whose frame never
+            // reached the disk; the proxy's own count is the honest one.
+            report.exchanges = if failure.is_some() {
+                counters.recorded.load(Relaxed)
+            } else {
+                summary.exchanges
+            };
             report.bytes_written = summary.bytes_written;
         }
         Err(e) => {

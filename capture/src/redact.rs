@@ -89,11 +89,9 @@ impl Redactor {
             // (and in a JSON document quoted inside a JSON string).
             let escaped = json_escape(secret);
             let escaped_twice = json_escape(&escaped);
-            let encoded = percent_encoding::utf8_percent_encode(
-                secret,
-                percent_encoding::NON_ALPHANUMERIC,
-            )
-            .to_string();
+            let encoded =
+                percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string();
             for v in [secret.clone(), escaped, escaped_twice, encoded] {
                 if !variants.iter().any(|(seen, _)| *seen == v) {
                     variants.push((v, mask.clone()));
@@ -137,8 +135,8 @@ impl Redactor {
         if self.json_keys.is_empty() || body.data.is_empty() {
             return;
         }
-        let is_form = content_type
-            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        let is_form =
+            content_type.is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
         if is_form {
             if let Some(text) = body.text() {
                 if let Some(redacted) = self.form(text, found) {
@@ -363,11 +361,16 @@ mod tests {
                     ("content-type".into(), "application/json".into()),
                     ("Cookie".into(), "sid=abc".into()),
                 ],
-                body: Body::new(br#"{"username":"u","Password":"s3cret","n":{"password":42}}"#.to_vec()),
+                body: Body::new(
+                    br#"{"username":"u","Password":"s3cret","n":{"password":42}}"#.to_vec(),
+                ),
             },
             response: Some(RecordedResponse {
                 status: 200,
-                headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
+                headers: vec![(
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                )],
                 body: Body::new(b"a=1&password=form%20secret".to_vec()),
             }),
             error: None,
@@ -376,10 +379,20 @@ mod tests {
         };
         r.apply(&mut ex);
         let line = serde_json::to_string(&ex).unwrap();
-        for secret in ["s3cret", "sid=abc", "form secret", "form%20secret", "qs-secret", "42}"] {
+        for secret in [
+            "s3cret",
+            "sid=abc",
+            "form secret",
+            "form%20secret",
+            "qs-secret",
+            "42}",
+        ] {
             assert!(!line.contains(secret), "{secret} leaked: {line}");
         }
-        assert!(line.contains(&r.mask("s3cret").replace('<', "\\u003c")) || line.contains(&r.mask("s3cret")));
+        assert!(
+            line.contains(&r.mask("s3cret").replace('<', "\\u003c"))
+                || line.contains(&r.mask("s3cret"))
+        );
         assert_eq!(ex.request.body.len, 56, "wire length is kept");
     }
 
@@ -403,7 +416,10 @@ mod tests {
             response: Some(RecordedResponse {
                 status: 400,
                 headers: vec![("x-echo".into(), "Pa\"ss word".into())],
-                body: Body::new(br#"{"detail":"bad {\"password\":\"Pa\\\"ss word\"}", "q":"Pa%22ss%20word"}"#.to_vec()),
+                body: Body::new(
+                    br#"{"detail":"bad {\"password\":\"Pa\\\"ss word\"}", "q":"Pa%22ss%20word"}"#
+                        .to_vec(),
+                ),
             }),
             error: None,
             ttfb_us: 0,
@@ -420,7 +436,10 @@ mod tests {
         let r = redactor();
         let mut found = Vec::new();
         let out = r
-            .json_text(r#"{"a":"x\"y","password" : "abc\"d","b":1, "password":"cut"#, &mut found)
+            .json_text(
+                r#"{"a":"x\"y","password" : "abc\"d","b":1, "password":"cut"#,
+                &mut found,
+            )
             .unwrap();
         assert_eq!(found, [r#"abc\"d"#, "cut"]);
         assert!(!out.contains("abc"), "{out}");

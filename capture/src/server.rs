@@ -130,10 +130,12 @@ pub async fn start(config: CaptureConfig) -> Result<RunningCapture, Error> {
         _ => None,
     };
     let client = upstream::client(config.upstream_ca.as_deref(), &config.resolve)?;
-    let listener = TcpListener::bind(config.listen).await.map_err(|e| Error::Input {
-        what: format!("--listen {}", config.listen),
-        why: format!("cannot listen: {e}"),
-    })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Input {
+            what: format!("--listen {}", config.listen),
+            why: format!("cannot listen: {e}"),
+        })?;
     let addr = listener.local_addr().map_err(|e| Error::Input {
         what: format!("--listen {}", config.listen),
         why: e.to_string(),
@@ -164,7 +166,9 @@ pub async fn start(config: CaptureConfig) -> Result<RunningCapture, Error> {
 
     let (stop, stop_rx) = watch::channel(false);
     let status_addr = match config.status_listen {
-        Some(a) => Some(stats::serve(a, Exposition::Json, counters.clone(), stop_rx.clone()).await?),
+        Some(a) => {
+            Some(stats::serve(a, Exposition::Json, counters.clone(), stop_rx.clone()).await?)
+        }
         None => None,
     };
     let metrics_addr = match config.metrics_listen {
@@ -174,6 +178,10 @@ pub async fn start(config: CaptureConfig) -> Result<RunningCapture, Error> {
         None => None,
     };
 
+    let forward = match config.mode {
+        Mode::Forward => Some(crate::forward::Forward::new(&config)?),
+        Mode::Reverse => None,
+    };
     let shared = Arc::new(Shared {
         client,
         recorder: recorder.clone(),
@@ -182,11 +190,12 @@ pub async fn start(config: CaptureConfig) -> Result<RunningCapture, Error> {
         max_body: config.max_body,
         upstream_timeout: config.upstream_timeout,
         upstream: reverse,
+        forward,
+        builder: Arc::new(builder(&config)),
     });
     let serve = Serve {
         shared,
         tls,
-        builder: Arc::new(builder(&config)),
         next_conn: AtomicU64::new(0),
     };
     let grace = config.shutdown_grace;
@@ -243,7 +252,11 @@ fn server_tls(cert: &std::path::Path, key_path: &std::path::Path) -> Result<TlsA
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| Error::Input {
-            what: format!("--tls-cert {} / --tls-key {}", cert.display(), key_path.display()),
+            what: format!(
+                "--tls-cert {} / --tls-key {}",
+                cert.display(),
+                key_path.display()
+            ),
             why: e.to_string(),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -256,7 +269,6 @@ fn server_tls(cert: &std::path::Path, key_path: &std::path::Path) -> Result<TlsA
 pub(crate) struct Serve {
     pub(crate) shared: Arc<Shared>,
     pub(crate) tls: Option<TlsAcceptor>,
-    pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
     pub(crate) next_conn: AtomicU64,
 }
 
@@ -297,10 +309,8 @@ impl Serve {
                     let this = self.for_task();
                     let counters = self.shared.counters.clone();
                     tokio::spawn(async move {
-                        let handshake = tokio::time::timeout(
-                            Duration::from_secs(10),
-                            acceptor.accept(stream),
-                        );
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
                         match handshake.await {
                             Ok(Ok(tls)) => this.serve_connection(tls, conn, watcher),
                             _ => {
@@ -321,12 +331,15 @@ impl Serve {
     fn for_task(&self) -> ConnServer {
         ConnServer {
             shared: self.shared.clone(),
-            builder: self.builder.clone(),
         }
     }
 
-    fn serve_connection<I>(&self, io: I, conn: ConnInfo, watcher: hyper_util::server::graceful::Watcher)
-    where
+    fn serve_connection<I>(
+        &self,
+        io: I,
+        conn: ConnInfo,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         self.for_task().serve_connection(io, conn, watcher)
@@ -337,7 +350,6 @@ impl Serve {
 #[derive(Clone)]
 pub(crate) struct ConnServer {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
 }
 
 impl ConnServer {
@@ -355,10 +367,17 @@ impl ConnServer {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let shared = shared.clone();
                 let conn = conn.clone();
-                async move { Ok::<_, Infallible>(crate::proxy::handle_reverse(shared, conn, req).await) }
+                async move {
+                    let resp = if shared.forward.is_some() {
+                        crate::forward::handle(shared, conn, req).await
+                    } else {
+                        crate::proxy::handle_reverse(shared, conn, req).await
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
-            let connection = self
-                .builder
+            let builder = self.shared.builder.clone();
+            let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(io), svc);
             if watcher.watch(connection.into_owned()).await.is_err() {
                 counters.client_errors.fetch_add(1, Relaxed);

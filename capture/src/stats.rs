@@ -79,16 +79,66 @@ impl CaptureStats {
     /// The Prometheus text exposition of these counters.
     pub fn prometheus(&self) -> String {
         let rows: [(&str, &str, &str, u64); 10] = [
-            ("connections_total", "counter", "Client connections accepted.", self.connections),
-            ("exchanges_total", "counter", "Exchanges completed.", self.exchanges),
-            ("recorded_total", "counter", "Exchanges written to the journal.", self.recorded),
-            ("bytes_total", "counter", "Body bytes seen, requests plus responses.", self.bytes),
-            ("dropped_total", "counter", "Records dropped (writer behind or failed).", self.dropped),
-            ("errors_total", "counter", "Exchanges that ended with an error.", self.errors),
-            ("client_errors_total", "counter", "Client connections ended by a protocol error.", self.client_errors),
-            ("write_errors_total", "counter", "Journal write failures.", self.write_errors),
-            ("tunnels_total", "counter", "CONNECT tunnels passed through unrecorded.", self.tunnels),
-            ("in_flight", "gauge", "Exchanges in progress.", self.in_flight),
+            (
+                "connections_total",
+                "counter",
+                "Client connections accepted.",
+                self.connections,
+            ),
+            (
+                "exchanges_total",
+                "counter",
+                "Exchanges completed.",
+                self.exchanges,
+            ),
+            (
+                "recorded_total",
+                "counter",
+                "Exchanges written to the journal.",
+                self.recorded,
+            ),
+            (
+                "bytes_total",
+                "counter",
+                "Body bytes seen, requests plus responses.",
+                self.bytes,
+            ),
+            (
+                "dropped_total",
+                "counter",
+                "Records dropped (writer behind or failed).",
+                self.dropped,
+            ),
+            (
+                "errors_total",
+                "counter",
+                "Exchanges that ended with an error.",
+                self.errors,
+            ),
+            (
+                "client_errors_total",
+                "counter",
+                "Client connections ended by a protocol error.",
+                self.client_errors,
+            ),
+            (
+                "write_errors_total",
+                "counter",
+                "Journal write failures.",
+                self.write_errors,
+            ),
+            (
+                "tunnels_total",
+                "counter",
+                "CONNECT tunnels passed through unrecorded.",
+                self.tunnels,
+            ),
+            (
+                "in_flight",
+                "gauge",
+                "Exchanges in progress.",
+                self.in_flight,
+            ),
         ];
         let mut out = String::new();
         for (name, kind, help, value) in rows {
@@ -184,6 +234,7 @@ mod tests {
         let text = stats.prometheus();
         assert!(text.contains("tapedeck_capture_exchanges_total 3\n"));
         assert!(text.contains("tapedeck_capture_dropped_total 1\n"));
-        assert!(text.contains("# TYPE tapedeck_capture_in_flight gauge\ntapedeck_capture_in_flight 2\n"));
+        assert!(text
+            .contains("# TYPE tapedeck_capture_in_flight gauge\ntapedeck_capture_in_flight 2\n"));
     }
 }

@@ -215,7 +215,16 @@ pub(crate) struct ResponseTap {
     inner: Incoming,
     cap: u64,
     capture: Capture,
-    head: Option<(Pending, u16, Vec<(String, String)>, u64)>,
+    // Boxed: keeps the body small while frames flow; taken once at the end.
+    head: Option<Box<ResponseHead>>,
+}
+
+/// What is known about an exchange when its response head has arrived.
+struct ResponseHead {
+    pending: Pending,
+    status: u16,
+    headers: Vec<(String, String)>,
+    ttfb_us: u64,
 }
 
 impl ResponseTap {
@@ -231,19 +240,25 @@ impl ResponseTap {
             inner,
             cap,
             capture: Capture::default(),
-            head: Some((pending, status, headers, ttfb_us)),
+            head: Some(Box::new(ResponseHead {
+                pending,
+                status,
+                headers,
+                ttfb_us,
+            })),
         }
     }
 
     fn complete(&mut self, error: Option<String>) {
-        if let Some((pending, status, headers, ttfb_us)) = self.head.take() {
+        if let Some(head) = self.head.take() {
+            let head = *head;
             let body = std::mem::take(&mut self.capture).into_body();
             let response = RecordedResponse {
-                status,
-                headers,
+                status: head.status,
+                headers: head.headers,
                 body,
             };
-            pending.finish(Some(response), error, ttfb_us);
+            head.pending.finish(Some(response), error, head.ttfb_us);
         }
     }
 }

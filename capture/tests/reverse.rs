@@ -8,12 +8,16 @@ use http_body_util::BodyExt;
 use hyper::body::Frame;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
 use tapedeck_capture::{CaptureConfig, RunningCapture};
+use tokio::net::TcpStream;
 
 use crate::support::{echo, full, journal, upstream, Body, Conn};
 
-async fn proxy(upstream: &str, dir: &std::path::Path, tune: impl FnOnce(&mut CaptureConfig)) -> RunningCapture {
+async fn proxy(
+    upstream: &str,
+    dir: &std::path::Path,
+    tune: impl FnOnce(&mut CaptureConfig),
+) -> RunningCapture {
     let mut config = CaptureConfig::reverse(upstream, dir).unwrap();
     config.flush_every = Duration::from_millis(50);
     tune(&mut config);
@@ -35,7 +39,9 @@ async fn journal_holds_exactly_what_clients_saw() {
             let mut seen = Vec::new();
             for i in 0..15 {
                 let body = format!("{{\"conn\":{c},\"seq\":{i}}}");
-                let (status, resp) = conn.send("POST", &format!("/items/{c}?seq={i}"), &body).await;
+                let (status, resp) = conn
+                    .send("POST", &format!("/items/{c}?seq={i}"), &body)
+                    .await;
                 assert_eq!(status, 200);
                 seen.push((body, resp));
             }
@@ -64,7 +70,11 @@ async fn journal_holds_exactly_what_clients_saw() {
         let view = &client_views[c];
         assert_eq!(recorded.len(), view.len());
         for (i, (ex, (sent, received))) in recorded.iter().zip(view).enumerate() {
-            assert_eq!(ex.request.uri, format!("/items/{c}?seq={i}"), "order on conn {c}");
+            assert_eq!(
+                ex.request.uri,
+                format!("/items/{c}?seq={i}"),
+                "order on conn {c}"
+            );
             assert_eq!(ex.request.method, "POST");
             assert_eq!(ex.request.body.data, sent.as_bytes());
             let resp = ex.response.as_ref().unwrap();
@@ -112,8 +122,14 @@ async fn forwarding_headers_and_hop_by_hop() {
     let ex = &journal(dir.path())[0];
     // The record keeps the request as the client sent it.
     assert_eq!(ex.request.uri, "/ping?x=1");
-    assert_eq!(tapedeck_sessions::model::header(&ex.request.headers, "host"), Some("app.example"));
-    assert_eq!(ex.client.as_deref().map(|c| c.starts_with("127.0.0.1:")), Some(true));
+    assert_eq!(
+        tapedeck_sessions::model::header(&ex.request.headers, "host"),
+        Some("app.example")
+    );
+    assert_eq!(
+        ex.client.as_deref().map(|c| c.starts_with("127.0.0.1:")),
+        Some(true)
+    );
 }
 
 #[tokio::test]
@@ -156,7 +172,8 @@ async fn large_bodies_are_truncated_in_the_record_but_not_on_the_wire() {
             |i| Bytes::from(vec![b'a' + (i % 26) as u8; 64 * 1024]),
             Duration::ZERO,
         ));
-        resp.headers_mut().insert("x-uploaded", uploaded.to_string().parse().unwrap());
+        resp.headers_mut()
+            .insert("x-uploaded", uploaded.to_string().parse().unwrap());
         resp
     })
     .await;
@@ -166,7 +183,10 @@ async fn large_bodies_are_truncated_in_the_record_but_not_on_the_wire() {
     let (status, body) = conn.send("POST", "/big", &upload).await;
     assert_eq!(status, 200);
     assert_eq!(body.len(), 64 * 64 * 1024, "the client gets every byte");
-    assert!(body.chunks(64 * 1024).enumerate().all(|(i, c)| c.iter().all(|&b| b == b'a' + (i % 26) as u8)));
+    assert!(body
+        .chunks(64 * 1024)
+        .enumerate()
+        .all(|(i, c)| c.iter().all(|&b| b == b'a' + (i % 26) as u8)));
     drop(conn);
     capture.shutdown().await.unwrap();
     let ex = &journal(dir.path())[0];
@@ -174,7 +194,10 @@ async fn large_bodies_are_truncated_in_the_record_but_not_on_the_wire() {
     assert!(ex.request.body.truncated);
     assert_eq!(ex.request.body.data, "x".repeat(1024).as_bytes());
     let resp = ex.response.as_ref().unwrap();
-    assert_eq!(tapedeck_sessions::model::header(&resp.headers, "x-uploaded"), Some("300000"));
+    assert_eq!(
+        tapedeck_sessions::model::header(&resp.headers, "x-uploaded"),
+        Some("300000")
+    );
     assert_eq!(resp.body.len, 64 * 64 * 1024);
     assert!(resp.body.truncated);
     assert_eq!(resp.body.data, vec![b'a'; 1024]);
@@ -184,7 +207,10 @@ async fn large_bodies_are_truncated_in_the_record_but_not_on_the_wire() {
 async fn upstream_down_is_a_502_naming_it_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
     // A port that was free a moment ago: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let upstream_url = format!("http://{closed}");
     let capture = proxy(&upstream_url, dir.path(), |_| {}).await;
     let mut conn = Conn::open(capture.addr()).await;
@@ -192,7 +218,10 @@ async fn upstream_down_is_a_502_naming_it_and_recorded() {
     assert_eq!(status, 502);
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(json["upstream"], upstream_url);
-    assert!(json["detail"].as_str().unwrap().contains(&upstream_url), "{json}");
+    assert!(
+        json["detail"].as_str().unwrap().contains(&upstream_url),
+        "{json}"
+    );
     // The proxy keeps serving on the same connection.
     let (status, _) = conn.send("GET", "/again", "").await;
     assert_eq!(status, 502);
@@ -253,17 +282,32 @@ async fn upstream_reset_mid_response_is_recorded_as_an_error() {
         .unwrap();
     tokio::spawn(conn);
     let resp = send
-        .send_request(Request::get("/cut").header("host", "x").body(full("")).unwrap())
+        .send_request(
+            Request::get("/cut")
+                .header("host", "x")
+                .body(full(""))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.into_body().collect().await.is_err(), "the client sees the cut");
+    assert!(
+        resp.into_body().collect().await.is_err(),
+        "the client sees the cut"
+    );
     let summary = capture.shutdown().await.unwrap();
     assert_eq!(summary.errors, 1);
     let ex = &journal(dir.path())[0];
     let resp = ex.response.as_ref().unwrap();
     assert_eq!(resp.body.data, b"0123456789");
-    assert!(ex.error.as_deref().unwrap().contains("upstream response body"), "{:?}", ex.error);
+    assert!(
+        ex.error
+            .as_deref()
+            .unwrap()
+            .contains("upstream response body"),
+        "{:?}",
+        ex.error
+    );
 }
 
 #[tokio::test]
@@ -272,9 +316,12 @@ async fn h2c_clients_are_served_and_recorded() {
     let up = upstream(None, echo).await;
     let capture = proxy(&format!("http://{up}"), dir.path(), |_| {}).await;
     let stream = TcpStream::connect(capture.addr()).await.unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake::<_, _, Body>(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake::<_, _, Body>(
+        TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
     tokio::spawn(conn);
     // 20 concurrent streams on one connection.
     let mut tasks = Vec::new();
@@ -301,8 +348,18 @@ async fn h2c_clients_are_served_and_recorded() {
     let exchanges = journal(dir.path());
     assert_eq!(exchanges.len(), 20);
     assert!(exchanges.iter().all(|e| e.request.version == "HTTP/2"));
-    assert_eq!(exchanges.iter().map(|e| e.conn).collect::<std::collections::HashSet<_>>().len(), 1);
-    let mut bodies: Vec<String> = exchanges.iter().map(|e| e.request.body.text().unwrap().to_string()).collect();
+    assert_eq!(
+        exchanges
+            .iter()
+            .map(|e| e.conn)
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        1
+    );
+    let mut bodies: Vec<String> = exchanges
+        .iter()
+        .map(|e| e.request.body.text().unwrap().to_string())
+        .collect();
     bodies.sort();
     let mut expected: Vec<String> = (0..20).map(|i| format!("body-{i}")).collect();
     expected.sort();
@@ -316,6 +373,7 @@ async fn passwords_are_redacted_and_status_endpoint_counts() {
     let capture = proxy(&format!("http://{up}"), dir.path(), |c| {
         c.redact_header = vec!["cookie".into()];
         c.status_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
     let mut conn = Conn::open(capture.addr()).await;
@@ -338,6 +396,12 @@ async fn passwords_are_redacted_and_status_endpoint_counts() {
     let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(stats["exchanges"], 2);
     assert_eq!(stats["dropped"], 0);
+    let mut metrics_conn = Conn::open(capture.metrics_addr().unwrap()).await;
+    let (code, body) = metrics_conn.send("GET", "/metrics", "").await;
+    assert_eq!(code, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("\ntapedeck_capture_exchanges_total 2\n"), "{text}");
+    assert!(text.contains("\ntapedeck_capture_dropped_total 0\n"), "{text}");
     drop(conn);
     capture.shutdown().await.unwrap();
 
@@ -345,15 +409,89 @@ async fn passwords_are_redacted_and_status_endpoint_counts() {
         let path = entry.unwrap().path();
         let raw = zstd::decode_all(std::fs::File::open(&path).unwrap()).unwrap();
         let text = String::from_utf8_lossy(&raw);
-        assert!(!text.contains("PlainHunter2"), "{} leaks the password", path.display());
-        assert!(!text.contains("cookie-plaintext"), "{} leaks the cookie", path.display());
+        assert!(
+            !text.contains("PlainHunter2"),
+            "{} leaks the password",
+            path.display()
+        );
+        assert!(
+            !text.contains("cookie-plaintext"),
+            "{} leaks the cookie",
+            path.display()
+        );
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let exchanges = journal(dir.path());
-    let pw = |i: usize| exchanges[i].request.body.json().unwrap()["password"].as_str().unwrap().to_string();
+    let pw = |i: usize| {
+        exchanges[i].request.body.json().unwrap()["password"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert!(pw(0).starts_with("<redacted:"));
     assert_eq!(pw(0), pw(1), "equal secrets still correlate");
+}
+
+#[tokio::test]
+async fn websocket_style_upgrades_pass_through_and_only_the_handshake_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    // An upstream that accepts `Upgrade: echo` and then echoes raw bytes.
+    let up = upstream(None, |mut req: Request<hyper::body::Incoming>| async move {
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            if let Ok(upgraded) = on_upgrade.await {
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Response::builder()
+            .status(101)
+            .header("connection", "upgrade")
+            .header("upgrade", "echo")
+            .body(full(""))
+            .unwrap()
+    })
+    .await;
+    let capture = proxy(&format!("http://{up}"), dir.path(), |_| {}).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(capture.addr()).await.unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+        assert_eq!(s.read(&mut byte).await.unwrap(), 1, "{}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    for msg in ["ping", "pong-and-more"] {
+        s.write_all(msg.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(buf, msg.as_bytes());
+    }
+    drop(s);
+    let summary = capture.shutdown().await.unwrap();
+    assert_eq!(summary.exchanges, 1);
+    let ex = &journal(dir.path())[0];
+    assert_eq!(ex.status(), Some(101));
+    assert!(ex.response.as_ref().unwrap().body.data.is_empty());
 }
 
 /// A response body fed by a channel: each message is one data frame, sent
@@ -373,7 +511,11 @@ impl hyper::body::Body for ChannelBody {
 }
 
 /// Streams `chunks` chunks of `chunk` bytes with a pause between them.
-pub fn streamed(chunks: usize, chunk: impl Fn(usize) -> Bytes + Send + 'static, pause: Duration) -> Body {
+pub fn streamed(
+    chunks: usize,
+    chunk: impl Fn(usize) -> Bytes + Send + 'static,
+    pause: Duration,
+) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::spawn(async move {
         for i in 0..chunks {

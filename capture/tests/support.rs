@@ -43,8 +43,7 @@ where
                     let h = handler.clone();
                     async move { Ok::<_, Infallible>(h(req).await) }
                 });
-                let builder =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 match tls {
                     None => {
                         let _ = builder
@@ -68,7 +67,11 @@ where
 /// Echoes the request as JSON: method, path, body, and the forwarding headers.
 pub async fn echo(req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let h = |n: &str| {
         parts
             .headers
@@ -152,9 +155,14 @@ pub struct TestCert {
 }
 
 pub fn test_cert(dir: &Path, name: &str) -> TestCert {
+    test_cert_for(dir, name, &["localhost", "127.0.0.1"])
+}
+
+/// Like [`test_cert`], for the given host names.
+pub fn test_cert_for(dir: &Path, name: &str, hosts: &[&str]) -> TestCert {
     let key = rcgen::KeyPair::generate().unwrap();
     let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        rcgen::CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
             .unwrap();
     let cert = params.self_signed(&key).unwrap();
     let cert_path = dir.join(format!("{name}.pem"));

@@ -3,5 +3,7 @@
 
 mod support;
 
+mod faults;
+mod forward;
 mod reverse;
 mod tls;

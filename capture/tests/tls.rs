@@ -47,14 +47,19 @@ async fn tls_on_both_sides_with_h2_and_http1_clients() {
 
     // h2 over TLS.
     let tls = tls_connect(capture.addr(), proxy_cert.client.clone(), b"h2").await;
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake::<_, _, Body>(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Body>(
+        TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
     tokio::spawn(conn);
-    let req = Request::post(format!("https://localhost:{}/over/h2", capture.addr().port()))
-        .body(full("h2-body"))
-        .unwrap();
+    let req = Request::post(format!(
+        "https://localhost:{}/over/h2",
+        capture.addr().port()
+    ))
+    .body(full("h2-body"))
+    .unwrap();
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -69,7 +74,10 @@ async fn tls_on_both_sides_with_h2_and_http1_clients() {
         .await
         .unwrap();
     tokio::spawn(conn);
-    let req = Request::get("/over/http1").header("host", "localhost").body(full("")).unwrap();
+    let req = Request::get("/over/http1")
+        .header("host", "localhost")
+        .body(full(""))
+        .unwrap();
     let resp = send1.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -82,7 +90,9 @@ async fn tls_on_both_sides_with_h2_and_http1_clients() {
     let exchanges = journal(&journals);
     assert_eq!(exchanges[0].request.version, "HTTP/2");
     assert_eq!(exchanges[1].request.version, "HTTP/1.1");
-    assert!(exchanges.iter().all(|e| e.error.is_none() && e.status() == Some(200)));
+    assert!(exchanges
+        .iter()
+        .all(|e| e.error.is_none() && e.status() == Some(200)));
 }
 
 #[tokio::test]
@@ -91,9 +101,11 @@ async fn an_untrusted_upstream_certificate_is_a_502_not_a_crash() {
     let up_cert = test_cert(dir.path(), "upstream");
     let up = upstream(Some(up_cert.acceptor.clone()), echo).await;
     // No --upstream-ca: the self-signed upstream is not trusted.
-    let mut config =
-        CaptureConfig::reverse(&format!("https://localhost:{}", up.port()), dir.path().join("j"))
-            .unwrap();
+    let mut config = CaptureConfig::reverse(
+        &format!("https://localhost:{}", up.port()),
+        dir.path().join("j"),
+    )
+    .unwrap();
     config.flush_every = Duration::from_millis(50);
     let capture = tapedeck_capture::start(config).await.unwrap();
     let mut conn = crate::support::Conn::open(capture.addr()).await;
@@ -113,10 +125,22 @@ async fn bad_tls_files_are_named_in_the_error() {
     let mut config = CaptureConfig::reverse("http://127.0.0.1:9", dir.path().join("j")).unwrap();
     config.tls_cert = Some(garbage.clone());
     config.tls_key = Some(garbage.clone());
-    let err = tapedeck_capture::start(config).await.unwrap_err().to_string();
-    assert!(err.contains("--tls-cert") && err.contains("garbage.pem"), "{err}");
+    let err = tapedeck_capture::start(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--tls-cert") && err.contains("garbage.pem"),
+        "{err}"
+    );
     let mut config = CaptureConfig::reverse("http://127.0.0.1:9", dir.path().join("j")).unwrap();
     config.upstream_ca = Some(dir.path().join("missing.pem"));
-    let err = tapedeck_capture::start(config).await.unwrap_err().to_string();
-    assert!(err.contains("--upstream-ca") && err.contains("missing.pem"), "{err}");
+    let err = tapedeck_capture::start(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--upstream-ca") && err.contains("missing.pem"),
+        "{err}"
+    );
 }

@@ -63,7 +63,12 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
     /// Re-sign recorded HS256 tokens with this secret, per virtual user.
-    #[arg(long, value_name = "SECRET", env = "TAPEDECK_JWT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TAPEDECK_JWT_SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// Correlation rules to add or veto (JSON).
     #[arg(long, value_name = "FILE")]
@@ -195,7 +200,9 @@ pub fn config_from_args(args: &ReplayArgs) -> Result<ReplayConfig, Error> {
     config.connect_timeout = parse_duration("--connect-timeout", &args.connect_timeout)?;
     config.timeout = parse_duration("--timeout", &args.timeout)?;
     if config.connect_timeout.is_zero() || config.timeout.is_zero() {
-        return Err(Error::Usage("--connect-timeout and --timeout must be longer than 0".into()));
+        return Err(Error::Usage(
+            "--connect-timeout and --timeout must be longer than 0".into(),
+        ));
     }
     config.h2 = args.h2;
     config.metrics_listen = args.metrics_listen;

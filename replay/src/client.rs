@@ -71,15 +71,19 @@ fn is_skipped_header(name: &str) -> bool {
 
 impl Connection {
     /// Sends `out` to `target` and reads the whole response, within the
-    /// configured timeouts. The error is a short description that becomes
+    /// configured timeouts (response headers are copied only when
+    /// `keep_headers`). The error is a short description that becomes
     /// the failure group (`connection refused`, `timeout`, ...).
     pub async fn send(
         &mut self,
         cfg: &ClientConfig,
         target: &Target,
         out: &Outgoing,
+        keep_headers: bool,
     ) -> Result<Response, String> {
-        match tokio::time::timeout(cfg.timeout, self.send_inner(cfg, target, out)).await {
+        match tokio::time::timeout(cfg.timeout, self.send_inner(cfg, target, out, keep_headers))
+            .await
+        {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 self.sender = None;
@@ -98,6 +102,7 @@ impl Connection {
         cfg: &ClientConfig,
         target: &Target,
         out: &Outgoing,
+        keep_headers: bool,
     ) -> Result<Response, String> {
         let reusable = match self.sender.as_mut() {
             Some(Sender::H1(s)) => !s.is_closed() && s.ready().await.is_ok(),
@@ -115,16 +120,20 @@ impl Connection {
         }
         .map_err(|e| describe_hyper(&e))?;
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = if !keep_headers {
+            Vec::new()
+        } else {
+            response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        };
         let body = response
             .into_body()
             .collect()
@@ -158,9 +167,7 @@ async fn connect(cfg: &ClientConfig, target: &Target) -> Result<Sender, String> 
             });
             Ok(Sender::H2(sender))
         } else {
-            let (sender, conn) = http1::handshake(io)
-                .await
-                .map_err(|e| describe_hyper(&e))?;
+            let (sender, conn) = http1::handshake(io).await.map_err(|e| describe_hyper(&e))?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
@@ -207,10 +214,13 @@ fn build_request(
             headers.append(n, v);
         }
     }
-    let needs_length = !out.body.is_empty()
-        || matches!(out.method.as_str(), "POST" | "PUT" | "PATCH");
+    let needs_length =
+        !out.body.is_empty() || matches!(out.method.as_str(), "POST" | "PUT" | "PATCH");
     if needs_length {
-        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(out.body.len()));
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            HeaderValue::from(out.body.len()),
+        );
     }
     builder
         .body(Full::new(out.body.clone()))

@@ -251,9 +251,8 @@ impl Collector {
         ep.bytes += s.bytes;
         ep.substituted += u64::from(s.substituted);
         ep.uncorrelated += u64::from(s.uncorrelated);
-        match s.status {
-            100..=599 => ep.classes[usize::from(s.status / 100 - 1)] += 1,
-            _ => {}
+        if (100..=599).contains(&s.status) {
+            ep.classes[usize::from(s.status / 100 - 1)] += 1;
         }
         self.second.saturating_record(latency);
         self.total.saturating_record(latency);
@@ -308,7 +307,8 @@ impl Collector {
         let secs = span.as_secs_f64().max(0.001);
         let wall = self.start_wall
             + chrono::Duration::from_std(now.duration_since(self.start)).unwrap_or_default();
-        self.history.push(self.history_row(wall.timestamp(), users, secs));
+        self.history
+            .push(self.history_row(wall.timestamp(), users, secs));
         if let Some(h) = self.hlog.as_mut() {
             let interval_start = self.last_close.duration_since(self.start);
             for ep in &mut self.endpoints {
@@ -364,7 +364,11 @@ impl Collector {
             }),
             total_requests: self.total_requests,
             total_failures: self.total_failures,
-            median_ms: if empty { 0 } else { ms(t.value_at_quantile(0.5)) },
+            median_ms: if empty {
+                0
+            } else {
+                ms(t.value_at_quantile(0.5))
+            },
             mean_ms: if empty { 0.0 } else { t.mean() / 1000.0 },
             min_ms: if empty { 0 } else { ms(t.min()) },
             max_ms: if empty { 0 } else { ms(t.max()) },
@@ -456,7 +460,9 @@ fn merge_by_name(stats: Vec<EndpointStats>) -> Vec<EndpointReport> {
         r.uncorrelated += s.uncorrelated;
         for (i, n) in s.classes.iter().enumerate() {
             if *n > 0 {
-                *r.status_classes.entry(CLASS_NAMES[i].to_string()).or_insert(0) += n;
+                *r.status_classes
+                    .entry(CLASS_NAMES[i].to_string())
+                    .or_insert(0) += n;
             }
         }
         let errors = s.requests - s.classes.iter().sum::<u64>();
@@ -510,12 +516,16 @@ mod tests {
         tx.send(sample(0, 1_000, 200, None)).unwrap();
         tx.send(sample(1, 3_000, 500, Some("HTTP 500"))).unwrap();
         tx.send(sample(2, 2_500_000, 200, None)).unwrap();
-        tx.send(sample(2, 5_000, 0, Some("connection refused"))).unwrap();
+        tx.send(sample(2, 5_000, 0, Some("connection refused")))
+            .unwrap();
         drop(tx);
         let m = collect(rx, setup).await;
         assert_eq!(m.endpoints.len(), 2);
         let like = &m.endpoints[0];
-        assert_eq!((like.name.as_str(), like.method.as_str()), ("Like Post", "POST"));
+        assert_eq!(
+            (like.name.as_str(), like.method.as_str()),
+            ("Like Post", "POST")
+        );
         assert_eq!((like.requests, like.failures, like.substituted), (2, 1, 2));
         assert_eq!(like.status_classes["2xx"], 1);
         assert_eq!(like.status_classes["5xx"], 1);

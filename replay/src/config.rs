@@ -199,7 +199,7 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, Error> {
         "h" => value * 3600.0,
         _ => return Err(bad()),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 366.0 * 86_400.0 {
+    if !secs.is_finite() || !(0.0..=366.0 * 86_400.0).contains(&secs) {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(secs))
@@ -245,12 +245,13 @@ pub fn parse_speed(s: &str) -> Result<Speed, Error> {
 pub fn parse_mix(s: &str) -> Result<Vec<(String, f64)>, Error> {
     let mut out: Vec<(String, f64)> = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (role, weight) = part.split_once('=').ok_or_else(|| {
-            Error::Usage(format!("--mix {s:?}: {part:?} is not ROLE=WEIGHT"))
-        })?;
-        let w: f64 = weight.trim().parse().map_err(|_| {
-            Error::Usage(format!("--mix {s:?}: weight {weight:?} is not a number"))
-        })?;
+        let (role, weight) = part
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("--mix {s:?}: {part:?} is not ROLE=WEIGHT")))?;
+        let w: f64 = weight
+            .trim()
+            .parse()
+            .map_err(|_| Error::Usage(format!("--mix {s:?}: weight {weight:?} is not a number")))?;
         if !w.is_finite() || w < 0.0 {
             return Err(Error::Usage(format!(
                 "--mix {s:?}: weight of {role} must be >= 0"
@@ -312,10 +313,17 @@ pub fn parse_shard(s: &str) -> Result<ShardSpec, Error> {
 /// Parses `--target URL` or `--target ORIGIN=URL`.
 pub fn parse_target(s: &str) -> Result<Target, Error> {
     let (origin, url) = match s.split_once('=') {
-        Some((o, u)) if u.trim_start().starts_with("http://") || u.trim_start().starts_with("https://") => {
-            (Some(normalize_origin(o).ok_or_else(|| {
-                Error::Usage(format!("--target {s:?}: origin {o:?} is not a URL or host:port"))
-            })?), u)
+        Some((o, u))
+            if u.trim_start().starts_with("http://") || u.trim_start().starts_with("https://") =>
+        {
+            (
+                Some(normalize_origin(o).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--target {s:?}: origin {o:?} is not a URL or host:port"
+                    ))
+                })?),
+                u,
+            )
         }
         _ => (None, s),
     };
@@ -374,10 +382,22 @@ mod tests {
             parse_duration("--x", "500ms").unwrap(),
             Duration::from_millis(500)
         );
-        assert_eq!(parse_duration("--x", "30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("--x", "5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("--x", "2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration("--x", "1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("--x", "30s").unwrap(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            parse_duration("--x", "5m").unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            parse_duration("--x", "2h").unwrap(),
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            parse_duration("--x", "1.5").unwrap(),
+            Duration::from_millis(1500)
+        );
         for bad in ["", "ms", "5d", "-1s", "1e400s", "abc"] {
             let e = parse_duration("--run-time", bad).unwrap_err().to_string();
             assert!(e.contains("--run-time"), "{e}");
@@ -408,18 +428,33 @@ mod tests {
     fn stages_shards_targets() {
         let st = parse_stages("30s:10,1m:100,10s:0").unwrap();
         assert_eq!(st.len(), 3);
-        assert_eq!(st[1], Stage { duration: Duration::from_secs(60), users: 100 });
+        assert_eq!(
+            st[1],
+            Stage {
+                duration: Duration::from_secs(60),
+                users: 100
+            }
+        );
         assert!(parse_stages("30s").is_err());
         assert!(parse_stages("0s:10").is_err());
-        assert_eq!(parse_shard("2/3").unwrap(), ShardSpec { index: 2, count: 3 });
+        assert_eq!(
+            parse_shard("2/3").unwrap(),
+            ShardSpec { index: 2, count: 3 }
+        );
         for bad in ["0/3", "4/3", "1/0", "x"] {
             assert!(parse_shard(bad).is_err(), "{bad}");
         }
         let s = ShardSpec { index: 2, count: 3 };
-        assert_eq!((0..9).filter(|n| s.owns(*n)).collect::<Vec<_>>(), vec![1, 4, 7]);
+        assert_eq!(
+            (0..9).filter(|n| s.owns(*n)).collect::<Vec<_>>(),
+            vec![1, 4, 7]
+        );
 
         let t = parse_target("http://127.0.0.1:9000").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.origin.clone()), ("127.0.0.1", 9000, None));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.origin.clone()),
+            ("127.0.0.1", 9000, None)
+        );
         assert_eq!(t.authority(), "127.0.0.1:9000");
         let t = parse_target("api.corevia.app=http://127.0.0.1:9001/").unwrap();
         assert_eq!(t.origin.as_deref(), Some("api.corevia.app:80"));

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tapedeck_sessions::{Exchange, Outcome, Profile, RecordedRequest};
+use tapedeck_sessions::{Outcome, Profile, RecordedRequest};
 
 use crate::Error;
 
@@ -75,19 +75,8 @@ shared, with a warning); registration bodies get _vu{N}_{loop} appended to usern
 --jwt-secret S re-signs recorded HS256 bearer tokens the session did not obtain from a replayed login, keeping \
 the recorded claims (sub must be a user the server knows) with fresh iat/exp.";
 
-/// A recorded user session as replay sees it (mirrors the sessions crate's
-/// grouping output).
-#[derive(Debug, Clone, Default)]
-pub struct Session {
-    /// Session key.
-    pub id: String,
-    /// Role, e.g. `student`.
-    pub role: String,
-    /// The user, when known.
-    pub user: Option<String>,
-    /// The exchanges in order.
-    pub exchanges: Vec<Exchange>,
-}
+/// A recorded user session, as grouped by the sessions crate.
+pub use tapedeck_sessions::Session;
 
 /// What correlation does during a replay.
 #[derive(Debug, Clone, Default)]
@@ -189,10 +178,11 @@ pub struct Rule {
 
 impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let from = if self.source_endpoint.is_empty() {
-            self.source.clone()
-        } else {
-            format!("{}: {}", self.source_endpoint, self.source)
+        let from = match self.kind {
+            RuleKind::Value => format!("{}: {}", self.source_endpoint, self.source),
+            RuleKind::Credentials => format!("credentials: {}", self.source),
+            RuleKind::Registration => format!("registration: {}", self.source),
+            RuleKind::Jwt => format!("re-signed: {}", self.source),
         };
         write!(
             f,
@@ -448,8 +438,12 @@ pub struct CorrelationsArgs {
 
 /// Prints the correlation rules replay would apply to the journals.
 pub fn run_correlations(args: CorrelationsArgs) -> Result<Outcome, Error> {
+    // A bad rules file is reported before journals are read.
+    if let Some(path) = &args.correlation {
+        RulesFile::load(path)?;
+    }
     let profile = Profile::load(args.profile.as_deref()).map_err(sessions_error)?;
-    let sessions = load_sessions(&args.journals)?;
+    let sessions = load_sessions(&args.journals, &profile)?;
     let opts = CorrelationOptions {
         enabled: true,
         rules_file: args.correlation.clone(),
@@ -500,33 +494,19 @@ fn sessions_error(e: tapedeck_sessions::Error) -> Error {
     Error::Usage(e.to_string())
 }
 
-/// Reads journals and groups their exchanges into sessions by the session
-/// key the capture proxy assigned.
-fn load_sessions(paths: &[PathBuf]) -> Result<Vec<Session>, Error> {
+/// Reads journals and groups their exchanges into sessions the way replay
+/// does (recorded session keys, default idle split, roles from `profile`).
+fn load_sessions(paths: &[PathBuf], profile: &Profile) -> Result<Vec<Session>, Error> {
     let files = tapedeck_sessions::expand_paths(paths).map_err(sessions_error)?;
     let journals = tapedeck_sessions::read_all(&files).map_err(sessions_error)?;
     for w in journals.warnings() {
         eprintln!("tapedeck: warning: {w}");
     }
-    Ok(group_by_key(journals.exchanges))
-}
-
-fn group_by_key(exchanges: Vec<Exchange>) -> Vec<Session> {
-    let mut index: std::collections::HashMap<String, usize> = Default::default();
-    let mut sessions: Vec<Session> = Vec::new();
-    for e in exchanges {
-        let i = *index.entry(e.session.clone()).or_insert_with(|| {
-            sessions.push(Session {
-                id: e.session.clone(),
-                role: String::new(),
-                user: None,
-                exchanges: Vec::new(),
-            });
-            sessions.len() - 1
-        });
-        sessions[i].exchanges.push(e);
-    }
-    sessions
+    Ok(tapedeck_sessions::group_sessions(
+        journals.exchanges,
+        &tapedeck_sessions::GroupOptions::default(),
+        profile,
+    ))
 }
 
 #[cfg(test)]

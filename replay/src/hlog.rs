@@ -84,9 +84,7 @@ impl HlogWriter {
 
     /// Flushes buffered lines.
     pub fn flush(&mut self) -> Result<(), String> {
-        self.out
-            .flush()
-            .map_err(|e| format!("{}: {e}", self.path))
+        self.out.flush().map_err(|e| format!("{}: {e}", self.path))
     }
 }
 
@@ -94,7 +92,13 @@ impl HlogWriter {
 pub fn tag_for(endpoint: &str) -> String {
     endpoint
         .chars()
-        .map(|c| if matches!(c, ',' | ' ' | '\r' | '\n') { '_' } else { c })
+        .map(|c| {
+            if matches!(c, ',' | ' ' | '\r' | '\n') {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -111,12 +115,17 @@ mod tests {
         let mut h = tapedeck_analyze::report::new_histogram();
         h.record(1500).unwrap();
         h.record(2500).unwrap();
-        w.write("Social Feed", &h, Duration::ZERO, Duration::from_secs(1)).unwrap();
-        w.write("Login", &h, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        w.write("Social Feed", &h, Duration::ZERO, Duration::from_secs(1))
+            .unwrap();
+        w.write("Login", &h, Duration::from_secs(1), Duration::from_secs(1))
+            .unwrap();
         w.flush().unwrap();
         let data = std::fs::read(&p).unwrap();
         let text = String::from_utf8_lossy(&data).to_string();
-        assert!(text.contains("#[Histogram log format version 1.3]"), "{text}");
+        assert!(
+            text.contains("#[Histogram log format version 1.3]"),
+            "{text}"
+        );
         let tags: Vec<String> = IntervalLogIterator::new(&data)
             .filter_map(|e| match e.unwrap() {
                 LogEntry::Interval(i) => Some(i.tag().unwrap().as_str().to_string()),

@@ -101,12 +101,22 @@ pub async fn replay_run(config: ReplayConfig, handle_signals: bool) -> Result<Re
     let correlation = Correlation::discover(&pool.sessions, &config.correlation)?;
     warnings.extend(correlation.warnings().iter().cloned());
 
-    let (weights, mix_warnings) = role_weights(&pool, &config.load, &profile)?;
-    warnings.extend(mix_warnings);
+    // Role weights matter only when VUs are assigned by role.
+    let by_role = config.rate.is_some() || matches!(config.load, Load::Users { .. });
+    let weights = if by_role {
+        let (weights, mix_warnings) = role_weights(&pool, &config.load, &profile)?;
+        warnings.extend(mix_warnings);
+        weights
+    } else {
+        Vec::new()
+    };
     let model = build_model(&config, &pool, weights);
-    let deadline = config
-        .run_time
-        .or_else(|| config.stages.as_ref().map(|s| s.iter().map(|st| st.duration).sum()));
+    let deadline = config.run_time.or_else(|| {
+        config
+            .stages
+            .as_ref()
+            .map(|s| s.iter().map(|st| st.duration).sum())
+    });
 
     let start = Instant::now();
     let start_wall = chrono::Utc::now();
@@ -153,6 +163,7 @@ pub async fn replay_run(config: ReplayConfig, handle_signals: bool) -> Result<Re
             h2: config.h2,
         },
         speed: config.speed,
+        learn: config.correlation.enabled,
         start,
         live,
     });
@@ -271,7 +282,10 @@ fn build_model(config: &ReplayConfig, pool: &Pool, weights: Vec<f64>) -> Model {
         return Model::Open {
             rate,
             weights,
-            arrivals: config.run_time.is_none().then_some(pool.sessions.len() as u64),
+            arrivals: config
+                .run_time
+                .is_none()
+                .then_some(pool.sessions.len() as u64),
         };
     }
     let once = config.run_time.is_none() && config.stages.is_none();
@@ -351,7 +365,10 @@ fn options(
     o.insert("correlation".into(), json!(config.correlation.enabled));
     o.insert(
         "journals_sha256".into(),
-        json!(journals.iter().map(|j| j.sha256.clone()).collect::<Vec<_>>()),
+        json!(journals
+            .iter()
+            .map(|j| j.sha256.clone())
+            .collect::<Vec<_>>()),
     );
     o
 }

@@ -26,12 +26,22 @@ pub const FAILURES_HEADER: &str = "Method,Name,Error,Occurrences";
 pub const EXCEPTIONS_HEADER: &str = "Count,Message,Traceback,Nodes";
 
 /// Writes the four files; returns their paths.
-pub fn write(prefix: &str, report: &RunReport, history: &[HistoryRow]) -> Result<Vec<PathBuf>, Error> {
+pub fn write(
+    prefix: &str,
+    report: &RunReport,
+    history: &[HistoryRow],
+) -> Result<Vec<PathBuf>, Error> {
     let files = [
         (format!("{prefix}_stats.csv"), stats(report)),
-        (format!("{prefix}_stats_history.csv"), stats_history(history)),
+        (
+            format!("{prefix}_stats_history.csv"),
+            stats_history(history),
+        ),
         (format!("{prefix}_failures.csv"), failures(report)),
-        (format!("{prefix}_exceptions.csv"), format!("{EXCEPTIONS_HEADER}\r\n")),
+        (
+            format!("{prefix}_exceptions.csv"),
+            format!("{EXCEPTIONS_HEADER}\r\n"),
+        ),
     ];
     let mut out = Vec::new();
     for (path, text) in files {
@@ -79,18 +89,32 @@ fn percentile_cells(h: &Histogram<u64>, requests: u64) -> String {
         .join(",")
 }
 
+/// Counters of one `_stats.csv` row.
+struct RowCounts {
+    requests: u64,
+    failures: u64,
+    bytes: u64,
+}
+
 fn stats_row(
     out: &mut String,
     method: &str,
     name: &str,
     h: &Histogram<u64>,
-    requests: u64,
-    failures: u64,
-    bytes: u64,
+    c: RowCounts,
     secs: f64,
 ) {
+    let RowCounts {
+        requests,
+        failures,
+        bytes,
+    } = c;
     let empty = h.is_empty();
-    let median = if empty { 0 } else { ms(h.value_at_quantile(0.5)).round() as u64 };
+    let median = if empty {
+        0
+    } else {
+        ms(h.value_at_quantile(0.5)).round() as u64
+    };
     let _ = write!(
         out,
         "{},{},{requests},{failures},{median},{},{},{},{},{},{},",
@@ -99,7 +123,11 @@ fn stats_row(
         num(if empty { 0.0 } else { h.mean() / 1000.0 }),
         num(if empty { 0.0 } else { ms(h.min()) }),
         num(if empty { 0.0 } else { ms(h.max()) }),
-        num(if requests == 0 { 0.0 } else { bytes as f64 / requests as f64 }),
+        num(if requests == 0 {
+            0.0
+        } else {
+            bytes as f64 / requests as f64
+        }),
         num(requests as f64 / secs),
         num(failures as f64 / secs),
     );
@@ -115,13 +143,35 @@ fn stats(report: &RunReport) -> String {
     let mut total = new_histogram();
     let (mut requests, mut failures, mut bytes) = (0, 0, 0);
     for e in endpoints {
-        stats_row(&mut out, &e.method, &e.name, &e.histogram, e.requests, e.failures, e.bytes, secs);
+        stats_row(
+            &mut out,
+            &e.method,
+            &e.name,
+            &e.histogram,
+            RowCounts {
+                requests: e.requests,
+                failures: e.failures,
+                bytes: e.bytes,
+            },
+            secs,
+        );
         let _ = total.add(&e.histogram);
         requests += e.requests;
         failures += e.failures;
         bytes += e.bytes;
     }
-    stats_row(&mut out, "", "Aggregated", &total, requests, failures, bytes, secs);
+    stats_row(
+        &mut out,
+        "",
+        "Aggregated",
+        &total,
+        RowCounts {
+            requests,
+            failures,
+            bytes,
+        },
+        secs,
+    );
     out
 }
 
@@ -129,7 +179,11 @@ fn stats_history(rows: &[HistoryRow]) -> String {
     let mut out = format!("{HISTORY_HEADER}\r\n");
     for r in rows {
         let percentiles = match &r.percentiles {
-            Some(p) => p.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+            Some(p) => p
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             None => vec!["N/A"; LOCUST_PERCENTILES.len()].join(","),
         };
         let _ = write!(
@@ -171,7 +225,6 @@ fn failures(report: &RunReport) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,11 +250,18 @@ mod tests {
         let s = stats(&r);
         let lines: Vec<&str> = s.split("\r\n").collect();
         assert_eq!(lines[0], STATS_HEADER);
-        assert!(lines[1].starts_with("GET,Social Feed,2,1,12,21.0"), "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("GET,Social Feed,2,1,12,21.0"),
+            "{}",
+            lines[1]
+        );
         assert!(lines[2].starts_with(",Aggregated,2,1,"), "{}", lines[2]);
         let empty = RunReport::new("a", "http://x", chrono::Utc::now());
         assert!(stats(&empty).contains(",Aggregated,0,0,0,0.0,0.0,0.0,0.0,0.0,0.0,N/A,N/A"));
         let f = failures(&r);
-        assert_eq!(f, format!("{FAILURES_HEADER}\r\nGET,Social Feed,\"HTTP 500, \"\"boom\"\"\",1\r\n"));
+        assert_eq!(
+            f,
+            format!("{FAILURES_HEADER}\r\nGET,Social Feed,\"HTTP 500, \"\"boom\"\"\",1\r\n")
+        );
     }
 }

@@ -50,12 +50,22 @@ impl MetricsText {
         s.push_str("# HELP tapedeck_requests_total Requests completed.\n");
         s.push_str("# TYPE tapedeck_requests_total counter\n");
         for e in &self.endpoints {
-            let _ = writeln!(s, "tapedeck_requests_total{{endpoint=\"{}\"}} {}", label(&e.name), e.requests);
+            let _ = writeln!(
+                s,
+                "tapedeck_requests_total{{endpoint=\"{}\"}} {}",
+                label(&e.name),
+                e.requests
+            );
         }
         s.push_str("# HELP tapedeck_failures_total Requests that failed.\n");
         s.push_str("# TYPE tapedeck_failures_total counter\n");
         for e in &self.endpoints {
-            let _ = writeln!(s, "tapedeck_failures_total{{endpoint=\"{}\"}} {}", label(&e.name), e.failures);
+            let _ = writeln!(
+                s,
+                "tapedeck_failures_total{{endpoint=\"{}\"}} {}",
+                label(&e.name),
+                e.failures
+            );
         }
         s.push_str("# HELP tapedeck_latency_seconds Latency from the intended send time.\n");
         s.push_str("# TYPE tapedeck_latency_seconds summary\n");
@@ -68,8 +78,16 @@ impl MetricsText {
                     us as f64 / 1e6
                 );
             }
-            let _ = writeln!(s, "tapedeck_latency_seconds_sum{{endpoint=\"{name}\"}} {}", e.sum_us as f64 / 1e6);
-            let _ = writeln!(s, "tapedeck_latency_seconds_count{{endpoint=\"{name}\"}} {}", e.requests);
+            let _ = writeln!(
+                s,
+                "tapedeck_latency_seconds_sum{{endpoint=\"{name}\"}} {}",
+                e.sum_us as f64 / 1e6
+            );
+            let _ = writeln!(
+                s,
+                "tapedeck_latency_seconds_count{{endpoint=\"{name}\"}} {}",
+                e.requests
+            );
         }
         s
     }
@@ -95,7 +113,10 @@ pub async fn serve(
             let text = text.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |_req| {
-                    let body = text.lock().expect("metrics lock is never poisoned").render();
+                    let body = text
+                        .lock()
+                        .expect("metrics lock is never poisoned")
+                        .render();
                     async move {
                         Ok::<_, Infallible>(
                             hyper::Response::builder()
@@ -132,7 +153,10 @@ mod tests {
         };
         let t = m.render();
         assert!(t.contains("tapedeck_active_users 7\n"), "{t}");
-        assert!(t.contains("tapedeck_requests_total{endpoint=\"Social \\\"Feed\\\"\"} 10\n"), "{t}");
+        assert!(
+            t.contains("tapedeck_requests_total{endpoint=\"Social \\\"Feed\\\"\"} 10\n"),
+            "{t}"
+        );
         assert!(t.contains("tapedeck_latency_seconds{endpoint=\"Social \\\"Feed\\\"\",quantile=\"0.95\"} 0.002\n"), "{t}");
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tapedeck_analyze::report::JournalRef;
-use tapedeck_sessions::{group_sessions, EndpointNamer, Exchange, GroupOptions, Profile, SessionKey};
+use tapedeck_sessions::{
+    group_sessions, EndpointNamer, Exchange, GroupOptions, Profile, SessionKey,
+};
 
 use crate::config::{normalize_origin, Target};
 use crate::correlation::Session;

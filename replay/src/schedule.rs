@@ -127,7 +127,11 @@ mod tests {
         // The first ten hold exactly one trainer.
         assert_eq!(seq[..10].iter().filter(|(r, _)| *r == 1).count(), 1);
         // Ordinals count per role.
-        let student_ordinals: Vec<u64> = seq.iter().filter(|(r, _)| *r == 0).map(|(_, o)| *o).collect();
+        let student_ordinals: Vec<u64> = seq
+            .iter()
+            .filter(|(r, _)| *r == 0)
+            .map(|(_, o)| *o)
+            .collect();
         assert_eq!(student_ordinals, (0..18).collect::<Vec<_>>());
         assert!(RoleSequence::new(&[0.0, 2.0]).take(5).all(|(r, _)| r == 1));
         assert_eq!(RoleSequence::new(&[0.0]).next(), None);
@@ -136,9 +140,18 @@ mod tests {
     #[test]
     fn stage_plan_ramps_linearly() {
         let plan = UserPlan::Stages(vec![
-            Stage { duration: Duration::from_secs(10), users: 10 },
-            Stage { duration: Duration::from_secs(10), users: 10 },
-            Stage { duration: Duration::from_secs(10), users: 0 },
+            Stage {
+                duration: Duration::from_secs(10),
+                users: 10,
+            },
+            Stage {
+                duration: Duration::from_secs(10),
+                users: 10,
+            },
+            Stage {
+                duration: Duration::from_secs(10),
+                users: 0,
+            },
         ]);
         assert_eq!(plan.users_at(Duration::ZERO), 0);
         assert_eq!(plan.users_at(Duration::from_secs(5)), 5);
@@ -147,7 +160,10 @@ mod tests {
         assert_eq!(plan.users_at(Duration::from_secs(60)), 0);
         assert_eq!(plan.max_users(), 10);
         assert_eq!(plan.duration(), Some(Duration::from_secs(30)));
-        let fixed = UserPlan::Fixed { users: 10, spawn_rate: Some(2.0) };
+        let fixed = UserPlan::Fixed {
+            users: 10,
+            spawn_rate: Some(2.0),
+        };
         assert_eq!(fixed.users_at(Duration::ZERO), 1);
         assert_eq!(fixed.users_at(Duration::from_millis(2600)), 6);
         assert_eq!(fixed.users_at(Duration::from_secs(100)), 10);

@@ -31,6 +31,9 @@ pub struct Shared {
     pub client: ClientConfig,
     /// Time scaling.
     pub speed: Speed,
+    /// Whether responses feed correlation (false with `--no-correlation`,
+    /// which spares copying response headers).
+    pub learn: bool,
     /// Start of the run (sample times are relative to it).
     pub start: Instant,
     /// Live counters.
@@ -146,7 +149,11 @@ pub async fn run_vu(
     let pool = &shared.pool;
     let corr = &shared.correlation;
     let mut state = corr.new_vu(plan.vu, plan.playlist.role(pool));
-    let mut conns: Vec<Connection> = shared.targets.iter().map(|_| Connection::default()).collect();
+    let mut conns: Vec<Connection> = shared
+        .targets
+        .iter()
+        .map(|_| Connection::default())
+        .collect();
     let mut due_first = plan.due;
     // Bounded: `once` VUs return after one session; looping VUs return when
     // stopped (every step awaits the stop signal alongside its work).
@@ -186,7 +193,7 @@ pub async fn run_vu(
             let due = scheduled.unwrap_or(sent);
             let target = &shared.targets[usize::from(step.target)];
             let result = tokio::select! {
-                r = conns[usize::from(step.target)].send(&shared.client, target, &out) => r,
+                r = conns[usize::from(step.target)].send(&shared.client, target, &out, shared.learn) => r,
                 _ = stop.wait() => return,
             };
             let done = Instant::now();
@@ -207,25 +214,20 @@ pub async fn run_vu(
                     e.starts_with("connect") || e == "connection refused",
                 ),
             };
-            match &result {
-                Ok(r) => corr.learn(
-                    &mut state,
-                    at,
-                    &LiveResponse {
+            if shared.learn {
+                let live = match &result {
+                    Ok(r) => LiveResponse {
                         status: r.status,
                         headers: &r.headers,
                         body: &r.body,
                     },
-                ),
-                Err(_) => corr.learn(
-                    &mut state,
-                    at,
-                    &LiveResponse {
+                    Err(_) => LiveResponse {
                         status: 0,
                         headers: &[],
                         body: &[],
                     },
-                ),
+                };
+                corr.learn(&mut state, at, &live);
             }
             let sample = Sample {
                 endpoint: step.endpoint,

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http_body_util::Full;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tapedeck_replay::config::{parse_target, Load, ReplayConfig, ShardSpec, Speed, Stage};
 use tapedeck_sessions::{Body, Exchange, JournalWriter, RecordedRequest, RecordedResponse};
 
@@ -42,7 +42,10 @@ async fn upstream() -> (SocketAddr, Arc<Seen>) {
                     async move {
                         let path = req.uri().path().to_string();
                         s.requests.fetch_add(1, Ordering::Relaxed);
-                        s.arrivals.lock().unwrap().push((path.clone(), Instant::now()));
+                        s.arrivals
+                            .lock()
+                            .unwrap()
+                            .push((path.clone(), Instant::now()));
                         let mut status = 200;
                         if let Some(ms) = path.strip_prefix("/stall/") {
                             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
@@ -61,7 +64,8 @@ async fn upstream() -> (SocketAddr, Arc<Seen>) {
                         )
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                // HTTP/1.1 and h2c on one port.
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), svc)
                     .await;
             });
@@ -117,13 +121,23 @@ fn sessions(n: usize, gap_ms: i64) -> Vec<Exchange> {
         let key = format!("sess-{s}");
         let base = s as i64 * 10;
         out.push(exchange(out.len() as u64, &key, base, "GET", "/a", 200));
-        out.push(exchange(out.len() as u64, &key, base + gap_ms, "GET", "/b", 200));
+        out.push(exchange(
+            out.len() as u64,
+            &key,
+            base + gap_ms,
+            "GET",
+            "/b",
+            200,
+        ));
     }
     out
 }
 
 fn config(journal: PathBuf, addr: SocketAddr) -> ReplayConfig {
-    ReplayConfig::new(vec![journal], parse_target(&format!("http://{addr}")).unwrap())
+    ReplayConfig::new(
+        vec![journal],
+        parse_target(&format!("http://{addr}")).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -153,11 +167,18 @@ async fn users_count_is_honoured_with_run_time_loops() {
     let dir = tempfile::tempdir().unwrap();
     let j = journal(dir.path(), "http://api.example:80", &sessions(2, 50));
     let mut c = config(j, addr);
-    c.load = Load::Users { users: 5, mix: None };
+    c.load = Load::Users {
+        users: 5,
+        mix: None,
+    };
     c.speed = Speed::Factor(1.0);
     c.run_time = Some(Duration::from_millis(1500));
     let r = tapedeck_replay::replay(c).await.unwrap();
-    assert_eq!(seen.connections.load(Ordering::Relaxed), 5, "one connection per VU");
+    assert_eq!(
+        seen.connections.load(Ordering::Relaxed),
+        5,
+        "one connection per VU"
+    );
     // Looping: more than one pass of 5 users x 2 requests.
     assert!(r.total_requests() > 10, "{}", r.total_requests());
     assert_eq!(r.timeline.iter().map(|p| p.users).max(), Some(5));
@@ -214,12 +235,27 @@ async fn stage_plan_reaches_each_user_level() {
     let dir = tempfile::tempdir().unwrap();
     let j = journal(dir.path(), "http://api.example:80", &sessions(2, 100));
     let mut c = config(j, addr);
-    c.load = Load::Users { users: 0, mix: None };
+    c.load = Load::Users {
+        users: 0,
+        mix: None,
+    };
     c.stages = Some(vec![
-        Stage { duration: Duration::from_millis(1000), users: 3 },
-        Stage { duration: Duration::from_millis(1500), users: 3 },
-        Stage { duration: Duration::from_millis(500), users: 6 },
-        Stage { duration: Duration::from_millis(1500), users: 6 },
+        Stage {
+            duration: Duration::from_millis(1000),
+            users: 3,
+        },
+        Stage {
+            duration: Duration::from_millis(1500),
+            users: 3,
+        },
+        Stage {
+            duration: Duration::from_millis(500),
+            users: 6,
+        },
+        Stage {
+            duration: Duration::from_millis(1500),
+            users: 6,
+        },
     ]);
     let r = tapedeck_replay::replay(c).await.unwrap();
     let users: Vec<u64> = r.timeline.iter().map(|p| p.users).collect();
@@ -244,7 +280,11 @@ async fn failures_are_grouped_and_recorded_errors_are_not_failures() {
     assert_eq!(r.failures.len(), 1);
     assert_eq!(r.failures[0].error, "HTTP 500");
     assert_eq!(r.failures[0].count, 2);
-    let nf = r.endpoints.iter().find(|e| e.name == "GET /notfound").unwrap();
+    let nf = r
+        .endpoints
+        .iter()
+        .find(|e| e.name == "GET /notfound")
+        .unwrap();
     assert_eq!((nf.failures, nf.status_classes["4xx"]), (0, 1));
 }
 
@@ -253,7 +293,10 @@ async fn refused_connections_are_failures_and_the_run_still_ends() {
     let dir = tempfile::tempdir().unwrap();
     let j = journal(dir.path(), "http://api.example:80", &sessions(2, 10));
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let r = tapedeck_replay::replay(config(j, port)).await.unwrap();
     assert_eq!(r.total_requests(), 4);
     assert_eq!(r.total_failures(), 4);
@@ -314,7 +357,10 @@ async fn open_model_plays_each_recorded_session_once_at_the_rate() {
     let j = journal(dir.path(), "http://api.example:80", &sessions(4, 10));
     let mut c = config(j, addr);
     c.rate = Some(20.0);
-    c.load = Load::Users { users: 0, mix: None };
+    c.load = Load::Users {
+        users: 0,
+        mix: None,
+    };
     let r = tapedeck_replay::replay(c).await.unwrap();
     assert_eq!(r.total_requests(), 8);
     // Each arrival is a fresh VU with its own connection.
@@ -334,7 +380,10 @@ async fn production_guard_refuses_the_recorded_upstream() {
     assert_eq!(seen.requests.load(Ordering::Relaxed), 0);
     let mut c = config(j, addr);
     c.allow_recorded_host = true;
-    assert_eq!(tapedeck_replay::replay(c).await.unwrap().total_requests(), 2);
+    assert_eq!(
+        tapedeck_replay::replay(c).await.unwrap().total_requests(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -346,19 +395,35 @@ async fn users_and_mix_pick_sessions_by_role() {
     let ex = vec![
         exchange(1, "student-1", 0, "GET", "/api/v1/social/feed", 200),
         exchange(2, "student-2", 5, "GET", "/api/v1/social/feed", 200),
-        exchange(3, "trainer-1", 10, "POST", "/api/v1/marketplace/products", 201),
+        exchange(
+            3,
+            "trainer-1",
+            10,
+            "POST",
+            "/api/v1/marketplace/products",
+            201,
+        ),
     ];
     let j = journal(dir.path(), "http://api.example:80", &ex);
     let mut c = config(j.clone(), addr);
     c.load = Load::Users {
         users: 10,
-        mix: Some(vec![("student".into(), 4.0), ("trainer".into(), 1.0), ("coach".into(), 1.0)]),
+        mix: Some(vec![
+            ("student".into(), 4.0),
+            ("trainer".into(), 1.0),
+            ("coach".into(), 1.0),
+        ]),
     };
     c.speed = Speed::Max;
     let r = tapedeck_replay::replay(c).await.unwrap();
     // Every VU plays one session: 8 students, 2 trainers (coach has no
     // recorded session and is skipped).
-    let by_name = |n: &str| r.endpoints.iter().find(|e| e.name == n).map_or(0, |e| e.requests);
+    let by_name = |n: &str| {
+        r.endpoints
+            .iter()
+            .find(|e| e.name == n)
+            .map_or(0, |e| e.requests)
+    };
     assert_eq!(by_name("Social Feed"), 8);
     assert_eq!(by_name("Create Product"), 2);
     assert_eq!(seen.connections.load(Ordering::Relaxed), 10);
@@ -370,4 +435,94 @@ async fn users_and_mix_pick_sessions_by_role() {
     };
     let e = tapedeck_replay::replay(none).await.unwrap_err().to_string();
     assert!(e.contains("--mix") && e.contains("student"), "{e}");
+}
+
+#[tokio::test]
+async fn h2_replays_over_one_connection_per_vu() {
+    let (addr, seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let j = journal(dir.path(), "http://api.example:80", &sessions(2, 10));
+    let mut c = config(j, addr);
+    c.h2 = true;
+    c.load = Load::Multiply(2);
+    let r = tapedeck_replay::replay(c).await.unwrap();
+    assert_eq!((r.total_requests(), r.total_failures()), (8, 0));
+    assert_eq!(seen.connections.load(Ordering::Relaxed), 4);
+}
+
+#[tokio::test]
+async fn slow_and_resetting_targets_are_failures_by_kind() {
+    let (addr, _seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ex = vec![
+        exchange(1, "s", 0, "GET", "/stall/3000", 200),
+        exchange(2, "s", 10, "GET", "/after", 200),
+    ];
+    let j = journal(dir.path(), "http://api.example:80", &ex);
+    let mut c = config(j.clone(), addr);
+    c.timeout = Duration::from_millis(300);
+    let r = tapedeck_replay::replay(c).await.unwrap();
+    assert_eq!(r.failures.len(), 1);
+    assert_eq!(
+        (r.failures[0].error.as_str(), r.failures[0].count),
+        ("timeout", 1)
+    );
+    // The VU reconnected and went on.
+    let after = r.endpoints.iter().find(|e| e.name == "GET /after").unwrap();
+    assert_eq!((after.requests, after.failures), (1, 0));
+
+    // A server that accepts and closes every connection at once.
+    let closer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closer_addr = closer.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = closer.accept().await {
+            drop(s);
+        }
+    });
+    let r = tapedeck_replay::replay(config(j, closer_addr))
+        .await
+        .unwrap();
+    assert_eq!(r.total_failures(), 2);
+    assert!(
+        r.failures.iter().all(|f| f.error.contains("connection")),
+        "{:?}",
+        r.failures
+    );
+}
+
+#[tokio::test]
+async fn metrics_endpoint_serves_prometheus_text_during_the_run() {
+    let (addr, _seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let j = journal(dir.path(), "http://api.example:80", &sessions(2, 100));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut c = config(j, addr);
+    c.load = Load::Users {
+        users: 2,
+        mix: None,
+    };
+    c.run_time = Some(Duration::from_millis(2500));
+    c.metrics_listen = Some(port);
+    let run = tokio::spawn(tapedeck_replay::replay(c));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let mut s = tokio::net::TcpStream::connect(port).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut text))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text.contains("tapedeck_active_users 2"), "{text}");
+    assert!(
+        text.contains("tapedeck_requests_total{endpoint=\"GET /a\"}"),
+        "{text}"
+    );
+    assert!(text.contains("quantile=\"0.95\""), "{text}");
+    run.await.unwrap().unwrap();
 }

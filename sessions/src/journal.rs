@@ -117,6 +117,16 @@ pub fn read_all(paths: &[PathBuf]) -> Result<Journals, Error> {
     Ok(Journals { exchanges, files })
 }
 
+/// Writes a whole file readable by its owner only (0600), replacing it.
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let mut f = writer::create_private(path, false)?;
+    f.write_all(data).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
 /// Reads one file's exchanges (convenience over [`read_all`]).
 pub fn read_file(path: &Path) -> Result<Journals, Error> {
     read_all(&[path.to_path_buf()])

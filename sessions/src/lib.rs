@@ -9,14 +9,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cli;
 mod error;
 pub mod grouping;
+pub mod har;
 pub mod journal;
 pub mod keys;
 pub mod model;
 pub mod naming;
 pub mod profile;
 
+/// The date-time library of the model's timestamps, for callers that build exchanges.
+pub use chrono;
 pub use error::{Error, Outcome};
 pub use grouping::{group_sessions, GroupOptions, Session};
 pub use journal::{
@@ -28,4 +32,3 @@ pub use model::ClosingStats;
 pub use model::{Body, Exchange, JournalHeader, Record, RecordedRequest, RecordedResponse};
 pub use naming::EndpointNamer;
 pub use profile::Profile;
-pub mod cli;

@@ -79,17 +79,26 @@ pub fn html_run(r: &RunReport) -> String {
     let failed: Vec<_> = r.thresholds.iter().filter(|t| !t.ok).collect();
     if !r.thresholds.is_empty() {
         let (class, text) = if failed.is_empty() {
-            ("good", format!("All {} thresholds held", r.thresholds.len()))
+            (
+                "good",
+                format!("All {} thresholds held", r.thresholds.len()),
+            )
         } else {
             (
                 "bad",
-                format!("{} of {} thresholds failed", failed.len(), r.thresholds.len()),
+                format!(
+                    "{} of {} thresholds failed",
+                    failed.len(),
+                    r.thresholds.len()
+                ),
             )
         };
         let _ = writeln!(body, "<div class=\"banner {class}\">{}</div>", esc(&text));
     }
     if r.partial {
-        body.push_str("<div class=\"warning\">This run was interrupted before its end (partial).</div>\n");
+        body.push_str(
+            "<div class=\"warning\">This run was interrupted before its end (partial).</div>\n",
+        );
     }
     body.push_str("<section><h2>Endpoints</h2><div class=\"tablewrap\"><table>\n<tr><th>Name</th><th># reqs</th><th># fails</th><th>Median</th><th>95%ile</th><th>99%ile</th><th>Avg</th><th>Max</th><th>req/s</th></tr>\n");
     let rows = run_rows(r);
@@ -127,11 +136,11 @@ pub fn html_run(r: &RunReport) -> String {
         body.push_str("</table></div></section>\n");
     }
     if !r.failures.is_empty() {
-        body.push_str("<section><h2>Failures</h2><div class=\"tablewrap\"><table><tr><th>Endpoint</th><th>Error</th><th>Count</th></tr>\n");
+        body.push_str("<section><h2>Failures</h2><div class=\"tablewrap\"><table><tr><th>Endpoint</th><th class=\"l\">Error</th><th>Count</th></tr>\n");
         for f in &r.failures {
             let _ = writeln!(
                 body,
-                "<tr><td>{}</td><td style=\"text-align:left\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td></tr>",
                 esc(&f.endpoint),
                 esc(&f.error),
                 f.count
@@ -168,7 +177,12 @@ pub fn html_run(r: &RunReport) -> String {
         r.total_requests(),
         r.total_failures()
     );
-    page(&format!("tapedeck run: {}", r.label), &subtitle, &body, &data)
+    page(
+        &format!("tapedeck run: {}", r.label),
+        &subtitle,
+        &body,
+        &data,
+    )
 }
 
 fn verdict_class(v: Verdict) -> &'static str {
@@ -218,18 +232,23 @@ pub fn html_compare(c: &Comparison) -> String {
         }
         ("bad", parts.join(" · "))
     };
-    let _ = writeln!(body, "<div class=\"banner {}\">{}</div>", banner.0, esc(&banner.1));
+    let _ = writeln!(
+        body,
+        "<div class=\"banner {}\">{}</div>",
+        banner.0,
+        esc(&banner.1)
+    );
     for w in &c.warnings {
         let _ = writeln!(body, "<div class=\"warning\">⚠ {}</div>", esc(w));
     }
-    body.push_str("<section><h2>Comparison</h2><div class=\"tablewrap\"><table>\n<tr><th>Endpoint</th><th>n base</th><th>n cand</th><th>p50 base</th><th>p50 cand</th><th>Δp50</th><th>p95 base</th><th>p95 cand</th><th>Δp95</th><th>Δp99</th><th>Δmean</th><th>Δrps</th><th>err base</th><th>err cand</th><th>p</th><th>verdict</th><th>errors</th></tr>\n");
+    body.push_str("<section><h2>Comparison</h2><div class=\"tablewrap\"><table>\n<tr><th>Endpoint</th><th class=\"l\">verdict</th><th class=\"l\">errors</th><th>n base</th><th>n cand</th><th>p50 base</th><th>p50 cand</th><th>Δp50</th><th>p95 base</th><th>p95 cand</th><th>Δp95</th><th>Δp99</th><th>Δmean</th><th>Δrps</th><th>err base</th><th>err cand</th><th>p</th></tr>\n");
     let ms = |v: Option<f64>| v.map(fmt_ms).unwrap_or_else(|| "-".into());
     for e in &c.endpoints {
         let b = e.base.as_ref();
         let k = e.candidate.as_ref();
         let _ = writeln!(
             body,
-            "<tr class=\"{vc}\"><td title=\"{note}\">{name}</td><td>{nb}</td><td>{nc}</td><td>{b50}</td><td>{c50}</td><td>{d50}</td><td>{b95}</td><td>{c95}</td><td>{d95}</td><td>{d99}</td><td>{dmean}</td><td>{drps}</td><td>{eb}</td><td>{ec}</td><td>{p}</td><td><span class=\"badge {vc}\">{v}</span></td><td><span class=\"badge {erc}\">{er}</span></td></tr>",
+            "<tr class=\"{vc}\"><td title=\"{note}\">{name}</td><td class=\"l\"><span class=\"badge {vc}\">{v}</span></td><td class=\"l\"><span class=\"badge {erc}\">{er}</span></td><td>{nb}</td><td>{nc}</td><td>{b50}</td><td>{c50}</td><td>{d50}</td><td>{b95}</td><td>{c95}</td><td>{d95}</td><td>{d99}</td><td>{dmean}</td><td>{drps}</td><td>{eb}</td><td>{ec}</td><td>{p}</td></tr>",
             vc = verdict_class(e.verdict),
             note = esc(&e.note),
             name = esc(&e.name),
@@ -254,7 +273,7 @@ pub fn html_compare(c: &Comparison) -> String {
     }
     let _ = writeln!(
         body,
-        "<tr class=\"agg\"><td>geomean ({} endpoints)</td><td></td><td></td><td></td><td></td><td>{}</td><td></td><td></td><td>{}</td><td></td><td>{}</td><td></td><td></td><td></td><td></td><td></td><td></td></tr>",
+        "<tr class=\"agg\"><td>geomean ({} endpoints)</td><td></td><td></td><td></td><td></td><td></td><td></td><td>{}</td><td></td><td></td><td>{}</td><td></td><td>{}</td><td></td><td></td><td></td><td></td></tr>",
         c.geomean.endpoints,
         fmt_change(c.geomean.p50),
         fmt_change(c.geomean.p95),
@@ -266,11 +285,12 @@ pub fn html_compare(c: &Comparison) -> String {
         esc(&c.floor_rule)
     );
     if !c.errors.is_empty() {
-        body.push_str("<section><h2>Failures that changed</h2><div class=\"tablewrap\"><table><tr><th>Endpoint</th><th>Error</th><th>base</th><th>candidate</th></tr>\n");
+        body.push_str("<section><h2>Failures that changed</h2><div class=\"tablewrap\"><table><tr><th>Endpoint</th><th class=\"l\">Error</th><th>base</th><th>candidate</th></tr>\n");
         for f in &c.errors {
-            let _ = writeln!(
+            let _ =
+                writeln!(
                 body,
-                "<tr><td>{}</td><td style=\"text-align:left\">{}</td><td>{}</td><td{}>{}</td></tr>",
+                "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td{}>{}</td></tr>",
                 esc(&f.endpoint),
                 esc(&f.error),
                 f.base,
@@ -280,7 +300,9 @@ pub fn html_compare(c: &Comparison) -> String {
         }
         body.push_str("</table></div></section>\n");
     }
-    body.push_str("<section><h2>Latency percentile spectrum, base vs candidate</h2><div class=\"grid\">\n");
+    body.push_str(
+        "<section><h2>Latency percentile spectrum, base vs candidate</h2><div class=\"grid\">\n",
+    );
     let mut endpoints = Vec::new();
     for (i, e) in c.endpoints.iter().enumerate() {
         let _ = writeln!(
@@ -302,7 +324,8 @@ pub fn html_compare(c: &Comparison) -> String {
     }
     body.push_str("</div></section>\n");
     timeline_section(&mut body);
-    let first = |t: &Vec<Vec<TimelinePoint>>| timeline_json(t.first().map(|v| v.as_slice()).unwrap_or(&[]));
+    let first =
+        |t: &Vec<Vec<TimelinePoint>>| timeline_json(t.first().map(|v| v.as_slice()).unwrap_or(&[]));
     let data = json!({
         "sides": [
             {"name": format!("base: {}", c.base.labels.first().cloned().unwrap_or_default()), "color": BASE_COLOR},
@@ -319,7 +342,11 @@ pub fn html_compare(c: &Comparison) -> String {
         c.base.requests,
         esc(&c.candidate.labels.join(", ")),
         c.candidate.labels.len(),
-        if c.candidate.labels.len() == 1 { "" } else { "s" },
+        if c.candidate.labels.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         c.candidate.requests
     );
     page("tapedeck compare", &subtitle, &body, &data)

@@ -12,6 +12,7 @@
     return e;
   }
   function fmt(v) {
+    if (Number.isInteger(v)) return String(v);
     if (v >= 100) return v.toFixed(0);
     if (v >= 10) return v.toFixed(1);
     return String(Math.round(v * 100) / 100);
@@ -31,7 +32,7 @@
   // spec: {series: [{name, color, points: [[x, y], ...]}], xTicks: [[x, label]] | null,
   //        yUnit: "ms", dots: bool}
   function chart(host, spec) {
-    var W = 460, H = 210, L = 50, R = 10, T = 22, B = 26;
+    var W = 460, H = 210, L = 50, R = 22, T = 22, B = 26;
     var svg = el("svg", { viewBox: "0 0 " + W + " " + H, class: "plot", role: "img" }, host);
     var xs = [], ys = [];
     spec.series.forEach(function (s) {

@@ -49,7 +49,11 @@ fn aligned(
     let mut out = String::new();
     let head = line(header.iter().map(|h| h.to_string()).collect(), None);
     let _ = writeln!(out, "{head}");
-    let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+    let _ = writeln!(
+        out,
+        "{}",
+        "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
+    );
     for (ri, r) in rows.iter().enumerate() {
         let _ = writeln!(out, "{}", line(r.clone(), Some(ri)));
     }
@@ -59,7 +63,15 @@ fn aligned(
 fn md_table(header: &[&str], align: &[Align], rows: &[Vec<String>]) -> String {
     let esc = |s: &str| s.replace('|', "\\|");
     let mut out = String::new();
-    let _ = writeln!(out, "| {} |", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(
+        out,
+        "| {} |",
+        header
+            .iter()
+            .map(|h| esc(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     let _ = writeln!(
         out,
         "|{}|",
@@ -73,7 +85,11 @@ fn md_table(header: &[&str], align: &[Align], rows: &[Vec<String>]) -> String {
             .join("|")
     );
     for r in rows {
-        let _ = writeln!(out, "| {} |", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(
+            out,
+            "| {} |",
+            r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+        );
     }
     out
 }
@@ -150,14 +166,22 @@ fn summary_line(c: &Comparison) -> String {
         .filter(|e| e.verdict == Verdict::Slower)
         .map(|e| e.name.as_str())
         .collect();
-    let faster = c.endpoints.iter().filter(|e| e.verdict == Verdict::Faster).count();
+    let faster = c
+        .endpoints
+        .iter()
+        .filter(|e| e.verdict == Verdict::Faster)
+        .count();
     let errors_up: Vec<&str> = c
         .endpoints
         .iter()
         .filter(|e| e.errors == ErrorVerdict::Up)
         .map(|e| e.name.as_str())
         .collect();
-    let unknown = c.endpoints.iter().filter(|e| e.verdict == Verdict::Unknown).count();
+    let unknown = c
+        .endpoints
+        .iter()
+        .filter(|e| e.verdict == Verdict::Unknown)
+        .count();
     let mut parts = Vec::new();
     if !slower.is_empty() {
         parts.push(format!("SLOWER: {}", slower.join(", ")));
@@ -188,7 +212,11 @@ pub fn text_compare(c: &Comparison, color: bool) -> String {
         let _ = writeln!(
             out,
             "{}",
-            if color { format!("\x1b[1;33m{text}\x1b[0m") } else { text }
+            if color {
+                format!("\x1b[1;33m{text}\x1b[0m")
+            } else {
+                text
+            }
         );
     }
     let _ = writeln!(out);
@@ -209,7 +237,10 @@ pub fn text_compare(c: &Comparison, color: bool) -> String {
         format!("\x1b[{code}m{cell}\x1b[0m")
     };
     out.push_str(&aligned(COMPARE_HEADER, &compare_align(), &rows, &paint));
-    let _ = writeln!(out, "(latencies in ms; Δ is candidate vs base; p is Mann–Whitney U, two-sided)");
+    let _ = writeln!(
+        out,
+        "(latencies in ms; Δ is candidate vs base; p is Mann–Whitney U, two-sided)"
+    );
     let notes: Vec<String> = c
         .endpoints
         .iter()
@@ -222,7 +253,11 @@ pub fn text_compare(c: &Comparison, color: bool) -> String {
     if !c.errors.is_empty() {
         let _ = writeln!(out, "\nFailures that changed (base → candidate):");
         for f in &c.errors {
-            let _ = writeln!(out, "  {}: {}  {} → {}", f.endpoint, f.error, f.base, f.candidate);
+            let _ = writeln!(
+                out,
+                "  {}: {}  {} → {}",
+                f.endpoint, f.error, f.base, f.candidate
+            );
         }
     }
     let _ = writeln!(out, "\nRule: {}.", c.floor_rule);
@@ -265,14 +300,24 @@ pub fn md_compare(c: &Comparison) -> String {
         .collect();
     rows.push(geomean_row(c));
     out.push_str(&md_table(COMPARE_HEADER, &compare_align(), &rows));
-    let _ = writeln!(out, "\nLatencies in ms; Δ is candidate vs base; p is Mann–Whitney U (two-sided).");
+    let _ = writeln!(
+        out,
+        "\nLatencies in ms; Δ is candidate vs base; p is Mann–Whitney U (two-sided)."
+    );
     let _ = writeln!(out, "Rule: {}.", c.floor_rule);
     if !c.errors.is_empty() {
         let _ = writeln!(out, "\n### Failures that changed\n");
         let rows: Vec<Vec<String>> = c
             .errors
             .iter()
-            .map(|f| vec![f.endpoint.clone(), f.error.clone(), f.base.to_string(), f.candidate.to_string()])
+            .map(|f| {
+                vec![
+                    f.endpoint.clone(),
+                    f.error.clone(),
+                    f.base.to_string(),
+                    f.candidate.to_string(),
+                ]
+            })
             .collect();
         out.push_str(&md_table(
             &["Endpoint", "Error", "base", "candidate"],
@@ -315,7 +360,9 @@ pub fn md_run(r: &RunReport) -> String {
     let mut align = vec![Align::Right; 9];
     align[0] = Align::Left;
     out.push_str(&md_table(
-        &["Name", "# reqs", "# fails", "Median", "95%ile", "99%ile", "Avg", "Max", "req/s"],
+        &[
+            "Name", "# reqs", "# fails", "Median", "95%ile", "99%ile", "Avg", "Max", "req/s",
+        ],
         &align,
         &rows,
     ));
@@ -356,7 +403,15 @@ fn check_rows(c: &Check) -> Vec<Vec<String>> {
         .collect()
 }
 
-const CHECK_HEADER: &[&str] = &["Metric", "Observed", "Target", "Acceptable", "Critical", "Unit", "Status"];
+const CHECK_HEADER: &[&str] = &[
+    "Metric",
+    "Observed",
+    "Target",
+    "Acceptable",
+    "Critical",
+    "Unit",
+    "Status",
+];
 
 fn check_align() -> Vec<Align> {
     vec![
@@ -388,8 +443,16 @@ pub fn text_check(c: &Check, color: bool) -> String {
         };
         format!("\x1b[{code}m{cell}\x1b[0m")
     };
-    out.push_str(&aligned(CHECK_HEADER, &check_align(), &check_rows(c), &paint));
-    let _ = writeln!(out, "(throughput: acceptable is the plan's minimum, critical its maximum)");
+    out.push_str(&aligned(
+        CHECK_HEADER,
+        &check_align(),
+        &check_rows(c),
+        &paint,
+    ));
+    let _ = writeln!(
+        out,
+        "(throughput: acceptable is the plan's minimum, critical its maximum)"
+    );
     if !c.thresholds.is_empty() {
         let _ = writeln!(out, "\nThresholds:");
         for t in &c.thresholds {
@@ -400,7 +463,11 @@ pub fn text_check(c: &Check, color: bool) -> String {
     let _ = writeln!(
         out,
         "\nResult: {}",
-        if c.failed() { "FAILED (critical level or threshold)" } else { "passed" }
+        if c.failed() {
+            "FAILED (critical level or threshold)"
+        } else {
+            "passed"
+        }
     );
     out
 }

@@ -10,7 +10,7 @@ use tapedeck_sessions::{EndpointNamer, Exchange};
 use super::identity::{self, Field, RecordedJwt};
 use super::rewrite::{BodyText, Fill, Hole, RequestPlan, SessionPlan, Text};
 use super::rules_file::RulesFile;
-use super::shape::Strength;
+use super::shape::{self, Strength};
 use super::spots::{self, Area, Place, Produced, Source, Spot};
 use super::{origin_form, Rule, RuleKind};
 
@@ -26,10 +26,17 @@ pub(crate) struct Context<'a> {
     pub jwt_secret: bool,
 }
 
+/// A rule's identity in the listing: kind, source endpoint, source, sink
+/// endpoint, sink.
+type RuleKey = (RuleKind, String, String, String, String);
+
+/// Uses, sessions, an example value, and the last session counted.
+type RuleCounts = (u64, u64, String, usize);
+
 /// Rules aggregated over sessions, keyed for the listing.
 #[derive(Default)]
 pub(crate) struct RuleTable {
-    rules: BTreeMap<(RuleKind, String, String, String, String), (u64, u64, String, usize)>,
+    rules: BTreeMap<RuleKey, RuleCounts>,
 }
 
 impl RuleTable {
@@ -141,7 +148,12 @@ pub(crate) fn session_plan(
                     holes.push(hole(spot, Fill::Registered(i)));
                     table.count(
                         RuleKind::Registration,
-                        ["", "unique per VU and loop", &names[e], &spot.place.text()],
+                        [
+                            "",
+                            "name made unique per VU and loop",
+                            &names[e],
+                            &spot.place.text(),
+                        ],
                         index,
                         &spot.value,
                     );
@@ -162,7 +174,7 @@ pub(crate) fn session_plan(
                         RuleKind::Credentials,
                         [
                             "",
-                            &format!("--credentials {}", field_name(f)),
+                            &format!("{} of the VU's --credentials row", field_name(f)),
                             &names[e],
                             &spot.place.text(),
                         ],
@@ -192,8 +204,13 @@ pub(crate) fn session_plan(
                     })
                     .collect();
                 if !chosen.is_empty() {
-                    // Most recent response first; within one response the
-                    // shallowest field (`$.id` before `$.author.id`).
+                    // Sources whose field fits the sink best (`post_id` ->
+                    // `post_id`, `id` -> `/posts/{id}`) beat accidental
+                    // equals (`author_id` -> `/products/{id}`); then the
+                    // most recent response, then the shallowest field.
+                    let fit = |c: &Candidate| affinity(&slots[c.slot as usize].1, &spot.place);
+                    let best_fit = chosen.iter().map(|c| fit(c)).max().unwrap_or(0);
+                    chosen.retain(|c| fit(c) == best_fit);
                     chosen.sort_by(|a, b| b.exchange.cmp(&a.exchange).then(a.depth.cmp(&b.depth)));
                     chosen.truncate(MAX_CANDIDATES);
                     let best = chosen[0];
@@ -231,7 +248,7 @@ pub(crate) fn session_plan(
                         RuleKind::Jwt,
                         [
                             "",
-                            "--jwt-secret (recorded claims, fresh iat/exp)",
+                            "recorded claims, fresh iat/exp, --jwt-secret",
                             &names[e],
                             &spot.place.text(),
                         ],
@@ -252,7 +269,10 @@ pub(crate) fn session_plan(
                     .is_some_and(|f| f.adds(&names[e], &p.source.text(true)));
                 // A weak value from a field that does not name an object can
                 // never match; do not spend a slot on it.
-                if !forced && p.strength == Strength::Weak && !p.id_named {
+                if !forced
+                    && (p.strength == Strength::Ignored
+                        || (p.strength == Strength::Weak && !p.id_named))
+                {
                     continue;
                 }
                 let Produced {
@@ -332,6 +352,40 @@ fn field_name(f: Field) -> &'static str {
         Field::Username => "username",
         Field::Email => "username (as email)",
         Field::Password => "password",
+    }
+}
+
+/// How well a source's field fits a sink: 2 for the same name (or
+/// `post_id` for a segment after `posts`), 1 for a plain `id` or a
+/// non-field place, 0 for another id-named field.
+fn affinity(source: &Source, sink: &Place) -> u8 {
+    let Source::Json(path) = source else { return 1 };
+    let Some(key) = path.iter().rev().find_map(|s| match s {
+        spots::Step::Key(k) => Some(k.as_str()),
+        spots::Step::Index(_) => None,
+    }) else {
+        return 1;
+    };
+    let plain = key.eq_ignore_ascii_case("id") || key.eq_ignore_ascii_case("uuid");
+    let sink_key = match sink {
+        Place::PathSegment { after: Some(c), .. } => {
+            let one = c.strip_suffix('s').unwrap_or(c);
+            let named = key.len() == one.len() + 3
+                && key[..one.len()].eq_ignore_ascii_case(one)
+                && (key.ends_with("_id") || key.ends_with("Id"));
+            return if named { 2 } else { u8::from(plain) };
+        }
+        Place::Json(p) => p.iter().rev().find_map(|s| match s {
+            spots::Step::Key(k) => Some(k.as_str()),
+            spots::Step::Index(_) => None,
+        }),
+        Place::Query(k) | Place::Form(k) => Some(k.as_str()),
+        _ => None,
+    };
+    match sink_key {
+        Some(k) if k == key => 2,
+        Some(_) => u8::from(plain || !shape::is_id_key(key)),
+        None => 1,
     }
 }
 

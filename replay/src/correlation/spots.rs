@@ -203,10 +203,15 @@ pub(crate) fn produced(
                 });
             }
         } else if name.eq_ignore_ascii_case("location") {
+            // A whole location is specific unless it is as short as `/`.
             out.push(Produced {
                 source: Source::Location,
                 value: value.clone(),
-                strength: Strength::Strong,
+                strength: if value.len() >= 8 {
+                    Strength::Strong
+                } else {
+                    Strength::Ignored
+                },
                 id_named: false,
             });
             let mut prev: Option<&str> = None;
@@ -578,11 +583,14 @@ fn json_spots(body: &str, out: &mut Vec<Spot>) {
     });
 }
 
+/// Called with the path, byte range and stringness of each JSON leaf.
+pub(crate) type Visit<'a> = dyn FnMut(&[Step], Range<usize>, bool) + 'a;
+
 /// Walks JSON text calling `visit(path, range, is_string)` for every string
 /// leaf (range inside the quotes, still escaped) and every unsigned integer
 /// leaf, without building a tree. Malformed input ends the walk early;
 /// what was visited before stays valid.
-pub(crate) fn scan_json(text: &str, visit: &mut dyn FnMut(&[Step], Range<usize>, bool)) {
+pub(crate) fn scan_json(text: &str, visit: &mut Visit<'_>) {
     let mut scanner = Scanner {
         text,
         pos: 0,
@@ -597,7 +605,7 @@ struct Scanner<'a, 'v> {
     text: &'a str,
     pos: usize,
     path: Vec<Step>,
-    visit: &'v mut dyn FnMut(&[Step], Range<usize>, bool),
+    visit: &'v mut Visit<'v>,
 }
 
 impl Scanner<'_, '_> {

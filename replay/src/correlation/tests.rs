@@ -1,7 +1,7 @@
 //! Discovery, rewriting and identity on hand-built sessions.
 
 use super::*;
-use tapedeck_sessions::{Body, RecordedResponse};
+use tapedeck_sessions::{Body, Exchange, RecordedResponse};
 
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI3Iiwicm9sZSI6InN0dWRlbnQiLCJpYXQiOjEwMDAsImV4cCI6NDYwMH0.c2lnbmF0dXJlMTIz";
 const LIVE_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI5OSJ9.bGl2ZXNpZ25hdHVyZQ";
@@ -261,10 +261,7 @@ fn a_new_session_forgets_live_values() {
 #[test]
 fn disabled_is_a_pass_through() {
     let sessions = vec![student_session()];
-    let opts = CorrelationOptions {
-        enabled: false,
-        ..Default::default()
-    };
+    let opts = CorrelationOptions::default();
     let c = Correlation::discover(&sessions, &opts).unwrap();
     assert!(c.rules().is_empty());
     let mut vu = c.new_vu(0, "student");
@@ -350,6 +347,8 @@ fn bad_credentials_and_rules_files_are_errors_naming_the_file() {
 fn registration_names_are_unique_per_vu_and_loop_and_reused_by_login() {
     let json = ("content-type", "application/json");
     let session = Session {
+        id: "s".into(),
+        user: None,
         role: "student".into(),
         exchanges: vec![
             exchange(
@@ -369,7 +368,6 @@ fn registration_names_are_unique_per_vu_and_loop_and_reused_by_login() {
                 &format!(r#"{{"access_token":"{TOKEN}"}}"#),
             ),
         ],
-        ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
     let csv = write(
@@ -405,6 +403,8 @@ fn registration_names_are_unique_per_vu_and_loop_and_reused_by_login() {
 fn jwt_secret_resigns_tokens_of_sessions_without_login() {
     let auth = bearer();
     let session = Session {
+        id: "s".into(),
+        user: None,
         role: "student".into(),
         exchanges: vec![exchange(
             "GET",
@@ -414,7 +414,6 @@ fn jwt_secret_resigns_tokens_of_sessions_without_login() {
             200,
             r#"{"id":7}"#,
         )],
-        ..Default::default()
     };
     let opts = CorrelationOptions {
         jwt_secret: Some("fresh-secret".into()),
@@ -430,11 +429,23 @@ fn jwt_secret_resigns_tokens_of_sessions_without_login() {
         .to_string();
     assert_ne!(sent, TOKEN);
     assert_eq!(o.substituted, 1);
-    let fresh = identity::RecordedJwt::parse(&sent).unwrap();
+    // Signed with the new secret, recorded claims kept, fresh expiry.
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let (input, sig) = sent.rsplit_once('.').unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"fresh-secret").unwrap();
+    mac.update(input.as_bytes());
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    assert_eq!(b64.encode(mac.finalize().into_bytes()), sig);
+    let claims: serde_json::Value =
+        serde_json::from_slice(&b64.decode(input.split('.').nth(1).unwrap()).unwrap()).unwrap();
     assert_eq!(
-        fresh.resign(b"fresh-secret", 0).split('.').nth(0),
-        sent.split('.').nth(0)
+        (claims["sub"].as_str(), claims["role"].as_str()),
+        (Some("7"), Some("student"))
     );
+    let now = chrono::Utc::now().timestamp();
+    let exp = claims["exp"].as_i64().unwrap();
+    assert!(exp > now && exp <= now + 3600 + 5, "exp {exp}, now {now}");
     // Cached per VU and session: the same token on every request.
     let again = c.rewrite(&mut vu, at(0), &session.exchanges[0].request);
     assert_eq!(header(&again, "authorization"), header(&o, "authorization"));
@@ -500,6 +511,9 @@ fn rules_file_vetoes_and_adds() {
 #[test]
 fn cookies_locations_and_encodings() {
     let session = Session {
+        id: "s".into(),
+        user: None,
+        role: "other".into(),
         exchanges: vec![
             Exchange {
                 response: Some(RecordedResponse {
@@ -527,7 +541,6 @@ fn cookies_locations_and_encodings() {
                 "{}",
             ),
         ],
-        ..Default::default()
     };
     let c = Correlation::discover(std::slice::from_ref(&session), &enabled()).unwrap();
     let mut vu = c.new_vu(0, "other");
@@ -558,11 +571,13 @@ fn cookies_locations_and_encodings() {
 fn json_strings_are_escaped() {
     let json = ("content-type", "application/json");
     let session = Session {
+        id: "s".into(),
+        user: None,
+        role: "other".into(),
         exchanges: vec![
             exchange("POST", "/a", &[json], "{}", 200, r#"{"ref_id":"abc"}"#),
             exchange("POST", "/b", &[json], r#"{"ref_id": "abc"}"#, 200, "{}"),
         ],
-        ..Default::default()
     };
     let c = Correlation::discover(std::slice::from_ref(&session), &enabled()).unwrap();
     let mut vu = c.new_vu(0, "other");
@@ -572,5 +587,59 @@ fn json_strings_are_escaped() {
     assert_eq!(
         std::str::from_utf8(&o.body).unwrap(),
         r#"{"ref_id": "x\"y"}"#
+    );
+}
+
+#[test]
+fn the_best_fitting_field_wins_over_a_more_recent_accidental_one() {
+    let json = ("content-type", "application/json");
+    let session = Session {
+        id: "s".into(),
+        user: None,
+        role: "other".into(),
+        exchanges: vec![
+            exchange(
+                "GET",
+                "/api/v1/marketplace/products",
+                &[],
+                "",
+                200,
+                r#"{"items":[{"id":39,"trainer_id":48}]}"#,
+            ),
+            exchange(
+                "GET",
+                "/api/v1/social/feed",
+                &[],
+                "",
+                200,
+                r#"{"items":[{"id":5,"author_id":39}]}"#,
+            ),
+            exchange(
+                "GET",
+                "/api/v1/marketplace/products/39",
+                &[json],
+                "",
+                200,
+                "{}",
+            ),
+        ],
+    };
+    let c = Correlation::discover(std::slice::from_ref(&session), &enabled()).unwrap();
+    let rule = c
+        .rules()
+        .iter()
+        .find(|r| r.sink_endpoint == "Product Detail")
+        .unwrap();
+    assert_eq!(
+        (rule.source_endpoint.as_str(), rule.source.as_str()),
+        ("Marketplace Browse", "json $.items[*].id")
+    );
+    let mut vu = c.new_vu(0, "student");
+    c.start_session(&mut vu, 0);
+    learn(&c, &mut vu, 0, 200, r#"{"items":[{"id":7}]}"#);
+    learn(&c, &mut vu, 1, 200, r#"{"items":[{"id":5,"author_id":8}]}"#);
+    assert_eq!(
+        c.rewrite(&mut vu, at(2), &session.exchanges[2].request).uri,
+        "/api/v1/marketplace/products/7"
     );
 }

@@ -424,7 +424,7 @@ impl std::fmt::Debug for JournalWriter {
 }
 
 /// Creates a file readable and writable by its owner only.
-fn create_private(path: &Path, create_new: bool) -> Result<File, Error> {
+pub(crate) fn create_private(path: &Path, create_new: bool) -> Result<File, Error> {
     let mut oo = std::fs::OpenOptions::new();
     oo.write(true);
     if create_new {

@@ -26,6 +26,11 @@ use super::App;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Largest `limit` of a list endpoint.
 const MAX_PAGE: i64 = 100;
+/// Newest products a marketplace search looks at.
+const SEARCH_WINDOW: usize = 1000;
+/// Newest workouts and meals the dashboard aggregates: a long replay
+/// keeps adding them, and the dashboard's cost must not grow with it.
+const DASHBOARD_WINDOW: usize = 500;
 
 /// A matched route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -657,27 +662,40 @@ fn execute(app: &App, request: &Parsed, input: Input) -> (StatusCode, Value) {
         (Route::Dashboard, _) => (StatusCode::OK, dashboard(app, caller_id)),
         (Route::Browse, Input::Page { limit, offset, q }) => {
             let store = app.store.read().unwrap_or_else(PoisonError::into_inner);
-            let needle = q.as_deref().map(str::to_lowercase);
-            let matching: Vec<&Product> = store
-                .products
-                .iter()
-                .rev()
-                .filter(|p| {
-                    needle
-                        .as_deref()
-                        .is_none_or(|n| p.title.to_lowercase().contains(n))
-                })
-                .collect();
-            let items: Vec<Value> = matching
-                .iter()
-                .skip(offset)
-                .take(limit)
-                .map(|p| product_json(p))
-                .collect();
-            (
-                StatusCode::OK,
-                json!({"items": items, "total": matching.len()}),
-            )
+            let (items, total): (Vec<Value>, usize) = match q {
+                None => (
+                    store
+                        .products
+                        .iter()
+                        .rev()
+                        .skip(offset)
+                        .take(limit)
+                        .map(product_json)
+                        .collect(),
+                    store.products.len(),
+                ),
+                Some(q) => {
+                    // Search covers the newest SEARCH_WINDOW products, so
+                    // its cost stays flat while a long run keeps adding
+                    // products.
+                    let needle = q.to_lowercase();
+                    let matching: Vec<&Product> = store
+                        .products
+                        .iter()
+                        .rev()
+                        .take(SEARCH_WINDOW)
+                        .filter(|p| p.search_key.contains(&needle))
+                        .collect();
+                    let items = matching
+                        .iter()
+                        .skip(offset)
+                        .take(limit)
+                        .map(|p| product_json(p))
+                        .collect();
+                    (items, matching.len())
+                }
+            };
+            (StatusCode::OK, json!({"items": items, "total": total}))
         }
         (Route::ProductDetail { .. }, Input::Id(id)) => {
             let store = app.store.read().unwrap_or_else(PoisonError::into_inner);
@@ -703,17 +721,14 @@ fn execute(app: &App, request: &Parsed, input: Input) -> (StatusCode, Value) {
         }
         (Route::MyProducts, Input::Page { limit, offset, .. }) => {
             let store = app.store.read().unwrap_or_else(PoisonError::into_inner);
-            let mine: Vec<&Product> = store
-                .products
-                .iter()
-                .rev()
-                .filter(|p| p.trainer_id == caller_id)
-                .collect();
+            let mine = store.products_of(caller_id);
             let items: Vec<Value> = mine
                 .iter()
+                .rev()
                 .skip(offset)
                 .take(limit)
-                .map(|p| product_json(p))
+                .filter_map(|id| store.product(*id))
+                .map(product_json)
                 .collect();
             (StatusCode::OK, json!({"items": items, "total": mine.len()}))
         }
@@ -781,8 +796,8 @@ fn execute(app: &App, request: &Parsed, input: Input) -> (StatusCode, Value) {
     }
 }
 
-/// Weekly totals of the caller's workouts and meals (ISO weeks, newest
-/// first) plus the overall totals.
+/// Weekly totals of the caller's latest workouts and meals (ISO weeks,
+/// newest first) plus the totals over them.
 fn dashboard(app: &App, user_id: u64) -> Value {
     #[derive(Default)]
     struct Week {
@@ -796,7 +811,14 @@ fn dashboard(app: &App, user_id: u64) -> Value {
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     {
         let store = app.store.read().unwrap_or_else(PoisonError::into_inner);
-        for w in store.workouts.get(&user_id).into_iter().flatten() {
+        for w in store
+            .workouts
+            .get(&user_id)
+            .into_iter()
+            .flatten()
+            .rev()
+            .take(DASHBOARD_WINDOW)
+        {
             let iso = w.created_at.iso_week();
             let week = weeks.entry((iso.year(), iso.week())).or_default();
             week.workouts += 1;
@@ -804,7 +826,14 @@ fn dashboard(app: &App, user_id: u64) -> Value {
             week.burned += w.calories;
             *kinds.entry(w.kind.clone()).or_default() += 1;
         }
-        for f in store.food_logs.get(&user_id).into_iter().flatten() {
+        for f in store
+            .food_logs
+            .get(&user_id)
+            .into_iter()
+            .flatten()
+            .rev()
+            .take(DASHBOARD_WINDOW)
+        {
             let iso = f.created_at.iso_week();
             let week = weeks.entry((iso.year(), iso.week())).or_default();
             week.meals += 1;

@@ -26,7 +26,7 @@ const SEEDED_PRODUCTS: usize = 40;
 /// Rounds of salted SHA-256 a password goes through: real CPU work on
 /// login and register (about a hundred microseconds), as a password hash
 /// costs on a real backend, but small enough not to dominate a replay.
-const PASSWORD_ROUNDS: u32 = 400;
+const PASSWORD_ROUNDS: u32 = 1500;
 
 /// A user's role, the JWT `role` claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -114,6 +114,8 @@ pub struct Product {
     pub price: f64,
     /// Description.
     pub description: String,
+    /// Lowercased title, what a search matches.
+    pub search_key: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
@@ -179,6 +181,8 @@ pub struct Store {
     pub comments: Vec<Comment>,
     /// Products; `products[i].id == i + 1`.
     pub products: Vec<Product>,
+    /// Product ids per trainer id, oldest first.
+    products_by_trainer: HashMap<u64, Vec<u64>>,
     /// Workouts per user id.
     pub workouts: HashMap<u64, Vec<Workout>>,
     /// Food logs per user id.
@@ -260,6 +264,7 @@ impl Store {
             like_counts: Vec::new(),
             comments: Vec::new(),
             products: Vec::new(),
+            products_by_trainer: HashMap::new(),
             workouts: HashMap::new(),
             food_logs: HashMap::new(),
             content: Vec::new(),
@@ -457,13 +462,25 @@ impl Store {
             id: self.products.len() as u64 + 1,
             trainer_id,
             trainer: self.username(trainer_id),
+            search_key: title.to_lowercase(),
             title,
             price,
             description,
             created_at: now,
         };
+        self.products_by_trainer
+            .entry(trainer_id)
+            .or_default()
+            .push(product.id);
         self.products.push(product.clone());
         product
+    }
+
+    /// Ids of a trainer's products, oldest first.
+    pub fn products_of(&self, trainer_id: u64) -> &[u64] {
+        self.products_by_trainer
+            .get(&trainer_id)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The product with this id.
