@@ -10,7 +10,12 @@
 #     tapedeck adds over the direct path;
 # then the dropped-record count from tapedeck's status endpoint and journal.
 #
-# Usage: bench/capture.sh [SECONDS_PER_RUN (default 10)] [CONNECTIONS (default 64)]
+# (3) 10,000 idle keep-alive client connections held open while a paced
+#     run goes through: errors and tapedeck's RSS;
+# (4) with SOAK_SECONDS=600: a steady ~1,000 req/s soak sampling RSS and
+#     open fds every 10 s, printing the slopes (not run by default).
+#
+# Usage: [IDLE_CONNS=10000] [SOAK_SECONDS=600] bench/capture.sh [SECONDS_PER_RUN (default 10)] [CONNECTIONS (default 64)]
 # Needs: cargo, python3; installs wrk and nginx from Debian when missing.
 set -euo pipefail
 
@@ -129,10 +134,18 @@ for p in "$UP_PORT" "$NGX_PORT" "$TD_PORT"; do
   wrk -t2 -c"$CONNS" -d2s "http://127.0.0.1:$p$PATH_Q" >/dev/null
 done
 
+td_dropped() {
+  curl -s "http://127.0.0.1:$ST_PORT/" | python3 -c 'import json,sys; print(json.load(sys.stdin)["dropped"])'
+}
+td_rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$TD_PID/status"; }
+td_fds() { ls "/proc/$TD_PID/fd" | wc -l; }
+
 echo "== saturation: wrk -t2 -c$CONNS -d${DUR}s, ${BODY_BYTES}-byte JSON reply, $(nproc) cores =="
 read -r D_RPS D_P50 D_P99 D_ERR < <(run_wrk "http://127.0.0.1:$UP_PORT$PATH_Q" -t2 -c"$CONNS" -d"${DUR}s")
 read -r N_RPS N_P50 N_P99 N_ERR < <(run_wrk "http://127.0.0.1:$NGX_PORT$PATH_Q" -t2 -c"$CONNS" -d"${DUR}s")
+DROP0=$(td_dropped)
 read -r T_RPS T_P50 T_P99 T_ERR < <(run_wrk "http://127.0.0.1:$TD_PORT$PATH_Q" -t2 -c"$CONNS" -d"${DUR}s")
+SAT_DROPPED=$(( $(td_dropped) - DROP0 ))
 printf "%-18s %10s %10s %10s %8s\n" path "req/s" "p50 ms" "p99 ms" "non-2xx"
 printf "%-18s %10s %10s %10s %8s\n" direct "$D_RPS" "$D_P50" "$D_P99" "$D_ERR"
 printf "%-18s %10s %10s %10s %8s\n" "nginx proxy" "$N_RPS" "$N_P50" "$N_P99" "$N_ERR"
@@ -140,18 +153,105 @@ printf "%-18s %10s %10s %10s %8s\n" "tapedeck capture" "$T_RPS" "$T_P50" "$T_P99
 if [ "$D_ERR" != 0 ] || [ "$N_ERR" != 0 ] || [ "$T_ERR" != 0 ]; then
   echo "error: non-2xx responses; see $WORK/nginx-error.log" >&2; cat "$WORK/nginx-error.log" >&2; exit 1
 fi
+echo "tapedeck dropped records during the saturation run: $SAT_DROPPED of $(python3 -c "print(round($T_RPS*$DUR))") (the writer thread shares the 2 cores with wrk and nginx; traffic is never slowed down for it)"
 python3 -c "print(f'tapedeck/nginx throughput: {$T_RPS/$N_RPS:.2f}x   tapedeck/direct: {$T_RPS/$D_RPS:.2f}x   nginx/direct: {$N_RPS/$D_RPS:.2f}x')"
 
 echo
 echo "== paced: wrk -t1 -c10 -d${DUR}s with 10 ms think time per connection (~1,000 req/s) =="
 read -r PD_RPS PD_P50 PD_P99 _ < <(run_wrk "http://127.0.0.1:$UP_PORT$PATH_Q" -t1 -c10 -d"${DUR}s" -s "$WORK/paced.lua")
 read -r PN_RPS PN_P50 PN_P99 _ < <(run_wrk "http://127.0.0.1:$NGX_PORT$PATH_Q" -t1 -c10 -d"${DUR}s" -s "$WORK/paced.lua")
+DROP0=$(td_dropped)
 read -r PT_RPS PT_P50 PT_P99 _ < <(run_wrk "http://127.0.0.1:$TD_PORT$PATH_Q" -t1 -c10 -d"${DUR}s" -s "$WORK/paced.lua")
+PACED_DROPPED=$(( $(td_dropped) - DROP0 ))
 printf "%-18s %10s %10s %10s\n" path "req/s" "p50 ms" "p99 ms"
 printf "%-18s %10s %10s %10s\n" direct "$PD_RPS" "$PD_P50" "$PD_P99"
 printf "%-18s %10s %10s %10s\n" "nginx proxy" "$PN_RPS" "$PN_P50" "$PN_P99"
 printf "%-18s %10s %10s %10s\n" "tapedeck capture" "$PT_RPS" "$PT_P50" "$PT_P99"
 python3 -c "print(f'added p99 at ~{$PT_RPS:.0f} req/s: tapedeck {$PT_P99-$PD_P99:+.3f} ms, nginx {$PN_P99-$PD_P99:+.3f} ms')"
+echo "tapedeck dropped records during the paced run: $PACED_DROPPED"
+
+IDLE="${IDLE_CONNS:-10000}"
+if [ "$IDLE" -gt 0 ]; then
+  echo
+  echo "== $IDLE idle keep-alive connections held open during a paced run =="
+  RSS_BEFORE=$(td_rss_kib)
+  python3 - "$TD_PORT" "$IDLE" "$PATH_Q" "$WORK/idle.ready" "$WORK/idle.stop" <<'PY' &
+import os, resource, socket, sys, time
+port, n, path, ready, stop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+socks, failed = [], 0
+req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+for i in range(n):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(req)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+        while len(rest) < length:
+            rest += s.recv(65536)
+        socks.append(s)
+    except Exception as e:
+        failed += 1
+open(ready, "w").write(f"{len(socks)} {failed}")
+for _ in range(600):
+    if os.path.exists(stop):
+        break
+    time.sleep(0.1)
+alive = 0
+for s in socks:
+    try:
+        s.setblocking(False)
+        try:
+            alive += 0 if s.recv(1) == b"" else 1
+        except BlockingIOError:
+            alive += 1
+    except Exception:
+        pass
+    s.close()
+print(f"idle connections still open at the end: {alive} of {len(socks)}")
+PY
+  IDLE_PID=$!
+  PIDS+=($IDLE_PID)
+  for _ in $(seq 1200); do [ -f "$WORK/idle.ready" ] && break; sleep 0.1; done
+  read -r OPENED FAILED <"$WORK/idle.ready"
+  RSS_IDLE=$(td_rss_kib)
+  DROP0=$(td_dropped)
+  read -r I_RPS I_P50 I_P99 I_ERR < <(run_wrk "http://127.0.0.1:$TD_PORT$PATH_Q" -t1 -c10 -d"${DUR}s" -s "$WORK/paced.lua")
+  touch "$WORK/idle.stop"
+  wait "$IDLE_PID" || true
+  echo "opened $OPENED idle connections ($FAILED failed); tapedeck RSS $((RSS_BEFORE/1024)) MiB -> $((RSS_IDLE/1024)) MiB with them open"
+  echo "paced run beside them: $I_RPS req/s, p50 $I_P50 ms, p99 $I_P99 ms, non-2xx $I_ERR, dropped $(( $(td_dropped) - DROP0 ))"
+fi
+
+if [ -n "${SOAK_SECONDS:-}" ]; then
+  echo
+  echo "== soak: ~1,000 req/s for ${SOAK_SECONDS}s, RSS and open fds every 10 s =="
+  wrk -t1 -c10 -d"${SOAK_SECONDS}s" -s "$WORK/paced.lua" "http://127.0.0.1:$TD_PORT$PATH_Q" >"$WORK/soak.out" 2>&1 &
+  SOAK_PID=$!
+  : >"$WORK/soak.samples"
+  START=$(date +%s)
+  while kill -0 "$SOAK_PID" 2>/dev/null; do
+    echo "$(( $(date +%s) - START )) $(td_rss_kib) $(td_fds)" >>"$WORK/soak.samples"
+    sleep 10
+  done
+  python3 - "$WORK/soak.samples" <<'PY'
+import sys
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+rows = rows[1:] or rows  # the first sample is taken before warm-up
+def slope(i):
+    xs = [r[0] for r in rows]; ys = [r[i] for r in rows]
+    n = len(xs); mx = sum(xs) / n; my = sum(ys) / n
+    den = sum((x - mx) ** 2 for x in xs) or 1
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den
+print(f"samples: {len(rows)}; RSS {rows[0][1]/1024:.1f} -> {rows[-1][1]/1024:.1f} MiB, slope {slope(1)*60/1024:+.3f} MiB/min; "
+      f"fds {rows[0][2]:.0f} -> {rows[-1][2]:.0f}, slope {slope(2)*60:+.3f} fds/min")
+PY
+  grep -E "Requests/sec|requests in" "$WORK/soak.out"
+fi
 
 echo
 STATUS=$(curl -s "http://127.0.0.1:$ST_PORT/")

@@ -28,7 +28,13 @@ fn addr() -> SocketAddr {
 
 fn testbed(listen: SocketAddr, secret: &str) -> ChildGuard {
     let mut cmd = tapedeck();
-    cmd.args(["testbed", "--listen", &listen.to_string(), "--jwt-secret", secret]);
+    cmd.args([
+        "testbed",
+        "--listen",
+        &listen.to_string(),
+        "--jwt-secret",
+        secret,
+    ]);
     let child = ChildGuard::spawn(cmd);
     wait_for_port(listen);
     child
@@ -104,7 +110,13 @@ fn replay(journals: &Path, target: SocketAddr, report: &Path, extra: &[&str]) ->
         .arg("replay")
         .arg(journals)
         .args(["--target", &format!("http://{target}")])
-        .args(["--multiply", &MULTIPLY.to_string(), "--speed", "10", "--no-fail"])
+        .args([
+            "--multiply",
+            &MULTIPLY.to_string(),
+            "--speed",
+            "10",
+            "--no-fail",
+        ])
         .arg("--report")
         .arg(report)
         .args(extra)
@@ -194,7 +206,10 @@ fn replay_against_a_fresh_server_keeps_tokens_ids_and_identities_valid() {
 
     let replayed = journal(&seen);
     let (targets, missing) = post_targets(&replayed);
-    assert!(targets >= recorded_targets * MULTIPLY / 2, "{targets} likes/comments replayed");
+    assert!(
+        targets >= recorded_targets * MULTIPLY / 2,
+        "{targets} likes/comments replayed"
+    );
     assert_eq!(missing, 0, "likes/comments on posts the fresh server lacks");
     let replay_users = logged_in(&replayed);
     assert!(
@@ -211,7 +226,11 @@ fn replay_against_a_fresh_server_keeps_tokens_ids_and_identities_valid() {
         &dir.path().join("off.json"),
         &["--credentials", users_arg, "--no-correlation"],
     );
-    assert!(error_rate(&off) > 0.5, "error rate without correlation {}", error_rate(&off));
+    assert!(
+        error_rate(&off) > 0.5,
+        "error rate without correlation {}",
+        error_rate(&off)
+    );
     let auth_or_missing: u64 = off
         .failures
         .iter()
@@ -231,12 +250,20 @@ fn correlations_listing_rejects_bad_rules_file() {
     let rules = dir.path().join("rules.json");
     std::fs::write(&rules, "{\"veto\": 1}").unwrap();
     let out = tapedeck()
-        .args(["sessions", "correlations", "nope.jsonl.zst", "--correlation"])
+        .args([
+            "sessions",
+            "correlations",
+            "nope.jsonl.zst",
+            "--correlation",
+        ])
         .arg(&rules)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("tapedeck: ") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("tapedeck: ") && err.lines().count() == 1,
+        "{err}"
+    );
     assert!(err.contains("rules.json"), "{err}");
 }

@@ -20,7 +20,10 @@ fn b64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
         }
@@ -75,14 +78,20 @@ impl Traffic {
         if !req.is_empty() {
             headers.push(("content-type".into(), "application/json".into()));
         }
-        let started: DateTime<Utc> = DateTime::from_timestamp_millis(1_800_000_000_000 + at_ms).unwrap();
+        let started: DateTime<Utc> =
+            DateTime::from_timestamp_millis(1_800_000_000_000 + at_ms).unwrap();
         let mut ex = Exchange {
             id: self.next_id,
             session: String::new(),
             conn,
             started,
             upstream: None,
-            client: Some(format!("10.0.{}.{}:{}", conn / 250, conn % 250, 40000 + conn)),
+            client: Some(format!(
+                "10.0.{}.{}:{}",
+                conn / 250,
+                conn % 250,
+                40000 + conn
+            )),
             request: RecordedRequest {
                 method: method.into(),
                 uri: uri.into(),
@@ -120,7 +129,11 @@ impl Traffic {
             &login_body.to_string(),
         );
         for (i, (method, path)) in tasks.iter().enumerate() {
-            let body = if *method == "POST" { "{\"text\":\"hello\"}" } else { "" };
+            let body = if *method == "POST" {
+                "{\"text\":\"hello\"}"
+            } else {
+                ""
+            };
             let status = if *method == "POST" { 201 } else { 200 };
             self.push(
                 user,
@@ -172,7 +185,10 @@ fn write_journals(dir: &Path, exs: &[Exchange]) -> Vec<PathBuf> {
         w.write(e).unwrap();
     }
     let s = w.finish().unwrap();
-    assert!(s.files.len() >= 2, "the fixture spans several rotated files");
+    assert!(
+        s.files.len() >= 2,
+        "the fixture spans several rotated files"
+    );
     s.files
 }
 
@@ -202,7 +218,10 @@ fn list_groups_sessions_and_classifies_roles() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("SESSION") && lines[0].contains("ROLE"), "{out}");
+    assert!(
+        lines[0].starts_with("SESSION") && lines[0].contains("ROLE"),
+        "{out}"
+    );
     let row = |id: &str| {
         lines
             .iter()
@@ -215,7 +234,10 @@ fn list_groups_sessions_and_classifies_roles() {
     assert_eq!(row("sub:9")[1..4], ["trainer", "9", "4"]);
     // User 1 came back an hour later: a second session.
     assert_eq!(row("sub:1#2")[1..4], ["student", "1", "3"]);
-    assert!(out.contains("5 sessions, 28 exchanges (student 4, trainer 1)"), "{out}");
+    assert!(
+        out.contains("5 sessions, 28 exchanges (student 4, trainer 1)"),
+        "{out}"
+    );
 
     let o = run(&["sessions", "list", d, "--role", "trainer", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -239,7 +261,10 @@ fn show_prints_every_exchange_of_a_session() {
     let o = run(&["sessions", "show", d, "--session", "sub:9", "--bodies"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.starts_with("session sub:9  role trainer  user 9  4 requests"), "{out}");
+    assert!(
+        out.starts_with("session sub:9  role trainer  user 9  4 requests"),
+        "{out}"
+    );
     for name in ["Login", "Create Product", "My Products", "Trainer Content"] {
         assert!(out.contains(name), "{name} missing in\n{out}");
     }
@@ -247,7 +272,11 @@ fn show_prints_every_exchange_of_a_session() {
 
     let o = run(&["sessions", "show", d, "--session", "sub:404"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--session \"sub:404\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--session \"sub:404\""),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -271,15 +300,35 @@ fn stats_prints_the_endpoint_mix_beside_the_profile() {
 
     let o = run(&["sessions", "stats", d, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let student = v["roles"].as_array().unwrap().iter().find(|r| r["role"] == "student").unwrap();
+    let student = v["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "student")
+        .unwrap();
     assert_eq!(student["sessions"], 4);
     assert_eq!(student["expected_share"], 0.9);
-    let trainer = v["roles"].as_array().unwrap().iter().find(|r| r["role"] == "trainer").unwrap();
-    let cp = trainer["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "Create Product").unwrap();
+    let trainer = v["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "trainer")
+        .unwrap();
+    let cp = trainer["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Create Product")
+        .unwrap();
     assert_eq!(cp["requests"], 1);
     assert_eq!(cp["expected_share"], 0.5);
     // A task the profile expects but that never happened is listed with 0.
-    let comments = student["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "Add Comment").unwrap();
+    let comments = student["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Add Comment")
+        .unwrap();
     assert_eq!(comments["requests"], 0);
 }
 
@@ -292,7 +341,11 @@ fn verify_passes_clean_journals_and_fails_damaged_ones() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(out.lines().count(), files.len());
-    assert!(out.lines().all(|l| l.contains(": ok, ") && l.contains("finished cleanly")), "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.contains(": ok, ") && l.contains("finished cleanly")),
+        "{out}"
+    );
 
     // Damage the middle of the first file; truncate the last.
     let first = &files[0];
@@ -314,14 +367,21 @@ fn verify_passes_clean_journals_and_fails_damaged_ones() {
     assert!(out.contains("recovered"), "{out}");
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("tapedeck: ") && err.contains("damaged journal") && err.contains(path_str(first)), "{err}");
+    assert!(
+        err.starts_with("tapedeck: ")
+            && err.contains("damaged journal")
+            && err.contains(path_str(first)),
+        "{err}"
+    );
 
     // Other commands read what is recoverable and warn once per damaged file.
     let o = run(&["sessions", "list", d]);
     assert!(o.status.success(), "{}", stderr(&o));
     let warnings: Vec<String> = stderr(&o).lines().map(str::to_string).collect();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings.iter().all(|w| w.starts_with("tapedeck: warning: journal ")));
+    assert!(warnings
+        .iter()
+        .all(|w| w.starts_with("tapedeck: warning: journal ")));
 }
 
 #[test]
@@ -330,9 +390,21 @@ fn filter_writes_matching_sessions_and_exchanges() {
     let input = dir.path().join("in");
     write_journals(&input, &corevia_traffic());
     let out = dir.path().join("trainers.jsonl.zst");
-    let o = run(&["sessions", "filter", path_str(&input), "-o", path_str(&out), "--role", "trainer"]);
+    let o = run(&[
+        "sessions",
+        "filter",
+        path_str(&input),
+        "-o",
+        path_str(&out),
+        "--role",
+        "trainer",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("wrote 4 exchanges of 1 sessions"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("wrote 4 exchanges of 1 sessions"),
+        "{}",
+        stdout(&o)
+    );
     let got = read_all(&[out.clone()]).unwrap();
     assert_eq!(got.exchanges.len(), 4);
     assert!(got.exchanges.iter().all(|e| e.session == "sub:9"));
@@ -340,18 +412,40 @@ fn filter_writes_matching_sessions_and_exchanges() {
 
     let feed = dir.path().join("feed.jsonl.zst");
     let o = run(&[
-        "sessions", "filter", path_str(&input), "-o", path_str(&feed),
-        "--endpoint", "social feed", "--until", "+1h",
+        "sessions",
+        "filter",
+        path_str(&input),
+        "-o",
+        path_str(&feed),
+        "--endpoint",
+        "social feed",
+        "--until",
+        "+1h",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let got = read_all(&[feed]).unwrap();
     // Two feed calls for each of the three students' first visits.
     assert_eq!(got.exchanges.len(), 6);
-    assert!(got.exchanges.iter().all(|e| e.path() == "/api/v1/social/feed"));
+    assert!(got
+        .exchanges
+        .iter()
+        .all(|e| e.path() == "/api/v1/social/feed"));
 
-    let o = run(&["sessions", "filter", path_str(&input), "-o", path_str(&out), "--since", "yesterday"]);
+    let o = run(&[
+        "sessions",
+        "filter",
+        path_str(&input),
+        "-o",
+        path_str(&out),
+        "--since",
+        "yesterday",
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--since \"yesterday\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--since \"yesterday\""),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -365,16 +459,35 @@ fn har_export_then_import_round_trips() {
     traffic[2].error = Some("upstream refused connection".into());
     write_journals(&input, &traffic);
     let har = dir.path().join("all.har");
-    let o = run(&["sessions", "export-har", path_str(&input), "-o", path_str(&har)]);
+    let o = run(&[
+        "sessions",
+        "export-har",
+        path_str(&input),
+        "-o",
+        path_str(&har),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&har).unwrap()).unwrap();
     assert_eq!(doc["log"]["version"], "1.2");
-    assert_eq!(doc["log"]["entries"].as_array().unwrap().len(), traffic.len());
+    assert_eq!(
+        doc["log"]["entries"].as_array().unwrap().len(),
+        traffic.len()
+    );
 
     let back = dir.path().join("back.jsonl.zst");
-    let o = run(&["sessions", "import-har", path_str(&har), "-o", path_str(&back)]);
+    let o = run(&[
+        "sessions",
+        "import-har",
+        path_str(&har),
+        "-o",
+        path_str(&back),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains(&format!("imported {} exchanges", traffic.len())), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("imported {} exchanges", traffic.len())),
+        "{}",
+        stdout(&o)
+    );
     let got = read_all(&[back]).unwrap();
     assert_eq!(got.upstream(), Some("http://127.0.0.1:9"));
     let mut expected = traffic.clone();
@@ -383,7 +496,15 @@ fn har_export_then_import_round_trips() {
 
     // One session only.
     let one = dir.path().join("one.har");
-    let o = run(&["sessions", "export-har", path_str(&input), "-o", path_str(&one), "--session", "sub:9"]);
+    let o = run(&[
+        "sessions",
+        "export-har",
+        path_str(&input),
+        "-o",
+        path_str(&one),
+        "--session",
+        "sub:9",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&one).unwrap()).unwrap();
     assert_eq!(doc["log"]["entries"].as_array().unwrap().len(), 4);
@@ -399,12 +520,36 @@ fn bad_input_is_one_line_naming_the_file_or_flag() {
     std::fs::write(&har, r#"{"log":{"entries":[{"startedDateTime":"2026-11-26T10:00:00Z","request":{"method":"GET"},"response":{"status":200}}]}}"#).unwrap();
     let out = dir.path().join("o.jsonl.zst");
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
-        (vec!["sessions", "list", path_str(&missing)], vec!["missing.jsonl.zst"]),
-        (vec!["sessions", "stats", path_str(&text)], vec!["notes.jsonl.zst", "not a tapedeck journal"]),
-        (vec!["sessions", "verify", path_str(&text)], vec!["notes.jsonl.zst"]),
-        (vec!["sessions", "import-har", path_str(&har), "-o", path_str(&out)], vec!["broken.har", "entry 0", "request.url"]),
-        (vec!["sessions", "list", path_str(&text), "--session-key", "ip"], vec!["--session-key"]),
-        (vec!["sessions", "list", path_str(&text), "--idle-split", "soon"], vec!["--idle-split"]),
+        (
+            vec!["sessions", "list", path_str(&missing)],
+            vec!["missing.jsonl.zst"],
+        ),
+        (
+            vec!["sessions", "stats", path_str(&text)],
+            vec!["notes.jsonl.zst", "not a tapedeck journal"],
+        ),
+        (
+            vec!["sessions", "verify", path_str(&text)],
+            vec!["notes.jsonl.zst"],
+        ),
+        (
+            vec![
+                "sessions",
+                "import-har",
+                path_str(&har),
+                "-o",
+                path_str(&out),
+            ],
+            vec!["broken.har", "entry 0", "request.url"],
+        ),
+        (
+            vec!["sessions", "list", path_str(&text), "--session-key", "ip"],
+            vec!["--session-key"],
+        ),
+        (
+            vec!["sessions", "list", path_str(&text), "--idle-split", "soon"],
+            vec!["--idle-split"],
+        ),
     ];
     for (args, needles) in cases {
         let o = run(&args);
@@ -418,4 +563,110 @@ fn bad_input_is_one_line_naming_the_file_or_flag() {
             assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         }
     }
+}
+
+/// Real traffic: the testbed API on its own runtime, `tapedeck capture` in
+/// front of it, `tapedeck simulate` driving 9 students and a trainer through
+/// the proxy; then the sessions commands on what was captured.
+#[test]
+fn captured_testbed_traffic_groups_into_one_session_per_user() {
+    use crate::common::{free_port, wait_for_port, ChildGuard};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let testbed = rt
+        .block_on(tapedeck_testbed::start(
+            "127.0.0.1:0".parse().unwrap(),
+            tapedeck_testbed::TestbedConfig::new(tapedeck_testbed::Release::A),
+        ))
+        .unwrap();
+    let upstream = format!("http://{}", testbed.addr());
+
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join("journals");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut cmd = tapedeck();
+    cmd.args([
+        "capture",
+        "--upstream",
+        &upstream,
+        "--listen",
+        &listen,
+        "--out",
+    ])
+    .arg(&journals);
+    let capture = ChildGuard::spawn(cmd);
+    wait_for_port(listen.parse().unwrap());
+
+    let o = run(&[
+        "simulate",
+        "--target",
+        &format!("http://{listen}"),
+        "--students",
+        "9",
+        "--trainers",
+        "1",
+        "--run-time",
+        "3s",
+        "--think-scale",
+        "0.1",
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "simulate: {}", stderr(&o));
+    let (code, _, err) = capture.terminate();
+    assert_eq!(code, Some(0), "capture: {err}");
+
+    let j = path_str(&journals);
+    let o = run(&["sessions", "verify", j]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("finished cleanly"), "{}", stdout(&o));
+
+    // Every simulated user logs in once: one session per user, with the
+    // role the login handed out.
+    let o = run(&["sessions", "list", j, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sessions = v["sessions"].as_array().unwrap();
+    let roles: Vec<&str> = sessions
+        .iter()
+        .map(|s| s["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(sessions.len(), 10, "{sessions:#?}");
+    assert_eq!(
+        roles.iter().filter(|r| **r == "trainer").count(),
+        1,
+        "{roles:?}"
+    );
+    assert!(sessions
+        .iter()
+        .all(|s| s["id"].as_str().unwrap().starts_with("sub:")));
+    assert!(sessions.iter().all(|s| s["user"].is_string()));
+
+    // Regrouping from scratch (auto) agrees with the keys capture recorded.
+    let o = run(&["sessions", "list", j, "--json", "--session-key", "auto"]);
+    let auto: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(auto["sessions"], v["sessions"]);
+
+    let o = run(&["sessions", "stats", j, "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let trainer = stats["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "trainer")
+        .unwrap();
+    let names: Vec<&str> = trainer["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["requests"].as_u64().unwrap() > 0)
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Login"), "{names:?}");
+    drop(testbed);
+    drop(rt);
 }

@@ -47,8 +47,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::report::{new_histogram, EndpointReport, RunReport, TimelinePoint};
-use crate::stats::{mann_whitney_u, t_critical, two_proportion_p};
+use crate::report::{EndpointReport, RunReport, TimelinePoint};
+use crate::stats::{mann_whitney_u_buckets, t_critical, two_proportion_p, Buckets};
 
 /// The comparison format name.
 pub const COMPARE_FORMAT: &str = "tapedeck-compare";
@@ -176,7 +176,7 @@ pub struct SideStats {
     /// The latency percentile spectrum `[quantile, ms]` (for charts).
     pub spectrum: Vec<[f64; 2]>,
     #[serde(skip)]
-    histogram: Histogram<u64>,
+    buckets: Buckets,
     #[serde(skip)]
     run_means_ms: Vec<f64>,
 }
@@ -316,68 +316,66 @@ const SPECTRUM: &[f64] = &[
 
 /// The latency percentile spectrum of a histogram as `[quantile, ms]` pairs.
 pub fn spectrum(h: &Histogram<u64>) -> Vec<[f64; 2]> {
-    if h.is_empty() {
+    spectrum_of(&Buckets::from_histogram(h))
+}
+
+fn spectrum_of(b: &Buckets) -> Vec<[f64; 2]> {
+    if b.total == 0 {
         return Vec::new();
     }
-    SPECTRUM
-        .iter()
-        .map(|&q| [q, h.value_at_quantile(q) as f64 / 1000.0])
+    b.quantiles(SPECTRUM)
+        .into_iter()
+        .zip(SPECTRUM)
+        .map(|(us, &q)| [q, us as f64 / 1000.0])
         .collect()
 }
 
 fn side_stats(runs: &[&EndpointReport], run_seconds: &[f64]) -> SideStats {
-    let mut h = new_histogram();
-    let (mut requests, mut failures) = (0, 0);
-    let mut rps = 0.0;
-    for (ep, secs) in runs.iter().zip(run_seconds) {
-        // All histograms come from `new_histogram`; one with other bounds
-        // is a damaged report and its latencies are left out.
-        let _ = h.add(&ep.histogram);
-        requests += ep.requests;
-        failures += ep.failures;
-        rps += ep.requests as f64 / secs;
-    }
+    // One pass over each histogram; everything else works on the buckets.
+    let per_run: Vec<Buckets> = runs
+        .iter()
+        .map(|e| Buckets::from_histogram(&e.histogram))
+        .collect();
+    let pooled = Buckets::merged(&per_run.iter().collect::<Vec<_>>());
+    let requests = runs.iter().map(|e| e.requests).sum();
+    let failures = runs.iter().map(|e| e.failures).sum();
+    let rps: f64 = runs
+        .iter()
+        .zip(run_seconds)
+        .map(|(e, secs)| e.requests as f64 / secs)
+        .sum();
     let ms = |us: u64| us as f64 / 1000.0;
-    let empty = h.is_empty();
+    let [p50, p95, p99] = {
+        let v = pooled.quantiles(&[0.5, 0.95, 0.99]);
+        [ms(v[0]), ms(v[1]), ms(v[2])]
+    };
+    let recorded: Vec<&Buckets> = per_run.iter().filter(|b| b.total > 0).collect();
     SideStats {
         runs: runs.len(),
         requests,
         failures,
-        p50_ms: if empty {
-            0.0
-        } else {
-            ms(h.value_at_quantile(0.5))
-        },
-        p95_ms: if empty {
-            0.0
-        } else {
-            ms(h.value_at_quantile(0.95))
-        },
-        p99_ms: if empty {
-            0.0
-        } else {
-            ms(h.value_at_quantile(0.99))
-        },
-        mean_ms: if empty { 0.0 } else { h.mean() / 1000.0 },
-        max_ms: if empty { 0.0 } else { ms(h.max()) },
+        p50_ms: p50,
+        p95_ms: p95,
+        p99_ms: p99,
+        mean_ms: pooled.mean() / 1000.0,
+        max_ms: runs
+            .iter()
+            .filter(|e| !e.histogram.is_empty())
+            .map(|e| ms(e.histogram.max()))
+            .fold(0.0, f64::max),
         rps: rps / runs.len().max(1) as f64,
         error_rate: if requests == 0 {
             0.0
         } else {
             failures as f64 / requests as f64
         },
-        run_p50_ms: runs
+        run_p50_ms: recorded
             .iter()
-            .filter(|e| !e.histogram.is_empty())
-            .map(|e| ms(e.histogram.value_at_quantile(0.5)))
+            .map(|b| ms(b.quantiles(&[0.5])[0]))
             .collect(),
-        run_means_ms: runs
-            .iter()
-            .filter(|e| !e.histogram.is_empty())
-            .map(|e| e.histogram.mean() / 1000.0)
-            .collect(),
-        spectrum: spectrum(&h),
-        histogram: h,
+        run_means_ms: recorded.iter().map(|b| b.mean() / 1000.0).collect(),
+        spectrum: spectrum_of(&pooled),
+        buckets: pooled,
     }
 }
 
@@ -454,7 +452,7 @@ fn compare_endpoint(
         rps: rel(c.rps, b.rps),
         error_rate: Some(c.error_rate - b.error_rate),
     };
-    let mw = mann_whitney_u(&b.histogram, &c.histogram);
+    let mw = mann_whitney_u_buckets(&b.buckets, &c.buckets);
     out.p_value = mw.p_value;
     out.u = mw.u;
     out.n_base = mw.n1;
@@ -635,7 +633,7 @@ pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Co
         .filter(|(b, c)| {
             let enough = |s: &Option<SideStats>| {
                 s.as_ref()
-                    .is_some_and(|s| s.histogram.len() >= o.min_requests)
+                    .is_some_and(|s| s.buckets.total >= o.min_requests)
             };
             enough(b) && enough(c)
         })

@@ -25,11 +25,138 @@ pub struct MannWhitney {
     pub n2: u64,
 }
 
+/// The recorded buckets of a histogram, in value order: what every
+/// statistic here needs, extracted in one pass (walking a histogram's
+/// bucket array is the expensive part; the recorded buckets are few).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Buckets {
+    /// Highest value equivalent to each bucket (`value_iterated_to`).
+    pub values: Vec<u64>,
+    /// Middle value of each bucket (used for the mean, as HdrHistogram does).
+    pub medians: Vec<u64>,
+    /// Count in each bucket.
+    pub counts: Vec<u64>,
+    /// Lowest value equivalent to the first bucket (the 0th percentile).
+    pub lowest: u64,
+    /// Sum of `counts`.
+    pub total: u64,
+}
+
+impl Buckets {
+    /// Extracts the recorded buckets of `h`.
+    pub fn from_histogram(h: &Histogram<u64>) -> Buckets {
+        let mut b = Buckets::default();
+        for v in h.iter_recorded() {
+            let value = v.value_iterated_to();
+            if b.values.is_empty() {
+                b.lowest = h.lowest_equivalent(value);
+            }
+            b.values.push(value);
+            b.medians.push(h.median_equivalent(value));
+            b.counts.push(v.count_at_value());
+            b.total += v.count_at_value();
+        }
+        b
+    }
+
+    /// The buckets of several histograms of one layout added together.
+    pub fn merged(parts: &[&Buckets]) -> Buckets {
+        let mut out = match parts {
+            [] => return Buckets::default(),
+            [one] => return (*one).clone(),
+            [first, ..] => (*first).clone(),
+        };
+        for p in &parts[1..] {
+            let mut m = Buckets {
+                lowest: if out.total == 0 {
+                    p.lowest
+                } else if p.total == 0 {
+                    out.lowest
+                } else {
+                    out.lowest.min(p.lowest)
+                },
+                total: out.total + p.total,
+                ..Buckets::default()
+            };
+            let (mut i, mut j) = (0, 0);
+            while i < out.values.len() || j < p.values.len() {
+                let take_left =
+                    j >= p.values.len() || (i < out.values.len() && out.values[i] <= p.values[j]);
+                let same =
+                    i < out.values.len() && j < p.values.len() && out.values[i] == p.values[j];
+                if same {
+                    m.values.push(out.values[i]);
+                    m.medians.push(out.medians[i]);
+                    m.counts.push(out.counts[i] + p.counts[j]);
+                    i += 1;
+                    j += 1;
+                } else if take_left {
+                    m.values.push(out.values[i]);
+                    m.medians.push(out.medians[i]);
+                    m.counts.push(out.counts[i]);
+                    i += 1;
+                } else {
+                    m.values.push(p.values[j]);
+                    m.medians.push(p.medians[j]);
+                    m.counts.push(p.counts[j]);
+                    j += 1;
+                }
+            }
+            out = m;
+        }
+        out
+    }
+
+    /// `value_at_quantile(q)` of the histogram for every q of an ascending
+    /// list (0 when empty).
+    pub fn quantiles(&self, ascending: &[f64]) -> Vec<u64> {
+        let targets: Vec<u64> = ascending
+            .iter()
+            .map(|q| ((q.min(1.0) * self.total as f64).ceil() as u64).max(1))
+            .collect();
+        let mut out = vec![0; ascending.len()];
+        let mut next = 0;
+        let mut seen = 0u64;
+        for (k, (&value, &count)) in self.values.iter().zip(&self.counts).enumerate() {
+            seen += count;
+            while next < targets.len() && seen >= targets[next] {
+                out[next] = if ascending[next] == 0.0 && k == 0 {
+                    self.lowest
+                } else {
+                    value
+                };
+                next += 1;
+            }
+            if next == targets.len() {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The histogram's mean (same arithmetic as `Histogram::mean`).
+    pub fn mean(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let n = self.total as f64;
+        self.medians
+            .iter()
+            .zip(&self.counts)
+            .fold(0.0, |acc, (&m, &c)| acc + m as f64 * c as f64 / n)
+    }
+}
+
 /// Mann–Whitney U test of histogram `x` against histogram `y`, two-sided.
 /// Both histograms must have the same bucket layout (as all histograms made
 /// by [`crate::report::new_histogram`] do).
 pub fn mann_whitney_u(x: &Histogram<u64>, y: &Histogram<u64>) -> MannWhitney {
-    let (n1, n2) = (x.len(), y.len());
+    mann_whitney_u_buckets(&Buckets::from_histogram(x), &Buckets::from_histogram(y))
+}
+
+/// [`mann_whitney_u`] on already extracted buckets.
+pub fn mann_whitney_u_buckets(x: &Buckets, y: &Buckets) -> MannWhitney {
+    let (n1, n2) = (x.total, y.total);
     if n1 == 0 || n2 == 0 {
         return MannWhitney {
             u: 0.0,
@@ -38,35 +165,28 @@ pub fn mann_whitney_u(x: &Histogram<u64>, y: &Histogram<u64>) -> MannWhitney {
             n2,
         };
     }
-    let mut xs = x
-        .iter_recorded()
-        .map(|v| (v.value_iterated_to(), v.count_at_value()));
-    let mut ys = y
-        .iter_recorded()
-        .map(|v| (v.value_iterated_to(), v.count_at_value()));
-    let (mut nx, mut ny) = (xs.next(), ys.next());
+    let (mut i, mut j) = (0, 0);
     let mut below = 0f64; // values ranked so far
     let mut rank_sum_x = 0f64;
     let mut tie_term = 0f64; // Σ (t³ − t)
-    loop {
-        let (cx, cy) = match (nx, ny) {
-            (None, None) => break,
-            (Some((vx, cx)), Some((vy, cy))) if vx == vy => {
-                nx = xs.next();
-                ny = ys.next();
-                (cx, cy)
+    while i < x.values.len() || j < y.values.len() {
+        let (cx, cy) = match (x.values.get(i), y.values.get(j)) {
+            (Some(vx), Some(vy)) if vx == vy => {
+                i += 1;
+                j += 1;
+                (x.counts[i - 1], y.counts[j - 1])
             }
-            (Some((vx, cx)), Some((vy, _))) if vx < vy => {
-                nx = xs.next();
-                (cx, 0)
+            (Some(vx), Some(vy)) if vx < vy => {
+                i += 1;
+                (x.counts[i - 1], 0)
             }
-            (Some((_, cx)), None) => {
-                nx = xs.next();
-                (cx, 0)
+            (Some(_), None) => {
+                i += 1;
+                (x.counts[i - 1], 0)
             }
-            (_, Some((_, cy))) => {
-                ny = ys.next();
-                (0, cy)
+            _ => {
+                j += 1;
+                (0, y.counts[j - 1])
             }
         };
         let t = (cx + cy) as f64;
@@ -363,6 +483,33 @@ mod tests {
                 "t.isf({alpha}/2, {df}) = {got}, want {want}"
             );
         }
+    }
+
+    #[test]
+    fn buckets_match_histogram_arithmetic() {
+        let (mut a, mut b) = (new_histogram(), new_histogram());
+        let mut x = 7u64;
+        for i in 0..20_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let v = 1 + (x >> 40) % 5_000_000;
+            if i % 3 == 0 {
+                b.record(v).unwrap()
+            } else {
+                a.record(v).unwrap()
+            }
+        }
+        let qs = [0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999, 0.99999, 1.0];
+        let ba = Buckets::from_histogram(&a);
+        for (q, v) in qs.iter().zip(ba.quantiles(&qs)) {
+            assert_eq!(v, a.value_at_quantile(*q), "q = {q}");
+        }
+        assert_eq!(ba.mean(), a.mean());
+        let mut sum = a.clone();
+        sum.add(&b).unwrap();
+        let merged = Buckets::merged(&[&ba, &Buckets::from_histogram(&b)]);
+        assert_eq!(merged, Buckets::from_histogram(&sum));
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub struct Ca {
 
 impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Ca")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,7 +95,8 @@ impl Ca {
             });
         }
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        let key = KeyPair::generate().map_err(|e| Error::Tls(format!("generating the CA key: {e}")))?;
+        let key =
+            KeyPair::generate().map_err(|e| Error::Tls(format!("generating the CA key: {e}")))?;
         let cert = ca_params()
             .self_signed(&key)
             .map_err(|e| Error::Tls(format!("signing the CA certificate: {e}")))?;
@@ -109,7 +112,10 @@ impl Ca {
         let cert_pem = std::fs::read_to_string(&cert_path).map_err(|e| {
             io_err(
                 &cert_path,
-                format!("{e} (create the CA with `tapedeck ca init --dir {}`)", dir.display()),
+                format!(
+                    "{e} (create the CA with `tapedeck ca init --dir {}`)",
+                    dir.display()
+                ),
             )
         })?;
         let cert_der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
@@ -181,10 +187,16 @@ impl Ca {
         let now = chrono::Utc::now();
         let yesterday = now - chrono::Duration::days(1);
         let next_year = now + chrono::Duration::days(365);
-        params.not_before =
-            rcgen::date_time_ymd(yesterday.year(), yesterday.month() as u8, yesterday.day() as u8);
-        params.not_after =
-            rcgen::date_time_ymd(next_year.year(), next_year.month() as u8, next_year.day() as u8);
+        params.not_before = rcgen::date_time_ymd(
+            yesterday.year(),
+            yesterday.month() as u8,
+            yesterday.day() as u8,
+        );
+        params.not_after = rcgen::date_time_ymd(
+            next_year.year(),
+            next_year.month() as u8,
+            next_year.day() as u8,
+        );
         let leaf = params
             .signed_by(&self.leaf_key, &self.issuer, &self.issuer_key)
             .map_err(|e| Error::Tls(format!("minting a certificate for {host}: {e}")))?;
@@ -236,7 +248,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::init(dir.path(), false).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(CA_KEY_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(CA_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(Ca::init(dir.path(), false).is_err(), "no silent overwrite");
@@ -261,6 +276,9 @@ mod tests {
         assert!(err.contains("does not belong"), "{err}");
         let missing = tempfile::tempdir().unwrap();
         let err = Ca::load(missing.path()).unwrap_err().to_string();
-        assert!(err.contains("ca.pem") && err.contains("tapedeck ca init"), "{err}");
+        assert!(
+            err.contains("ca.pem") && err.contains("tapedeck ca init"),
+            "{err}"
+        );
     }
 }

@@ -179,7 +179,9 @@ pub enum CaCommand {
         force: bool,
     },
     /// Print the CA certificate to install on a phone or in a browser.
-    #[command(after_help = "Examples:\n  tapedeck ca export > tapedeck-ca.pem\n  tapedeck ca export --format der > tapedeck-ca.cer")]
+    #[command(
+        after_help = "Examples:\n  tapedeck ca export > tapedeck-ca.pem\n  tapedeck ca export --format der > tapedeck-ca.cer"
+    )]
     Export {
         /// Where the CA lives (default $TAPEDECK_CA_DIR or ~/.tapedeck/ca).
         #[arg(long, value_name = "DIR")]

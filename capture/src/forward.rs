@@ -116,14 +116,26 @@ pub(crate) async fn handle(
     proxy::forward(&shared, &conn, req, target).await
 }
 
-async fn connect(shared: Arc<Shared>, conn: ConnInfo, mut req: Request<Incoming>) -> Response<ProxyBody> {
+async fn connect(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let Some(forward) = shared.forward.as_ref() else {
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "", "forward mode is off");
     };
     let Some(authority) = req.uri().authority().cloned() else {
-        return json_error(StatusCode::BAD_REQUEST, "", "malformed CONNECT target (expected host:port)");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "",
+            "malformed CONNECT target (expected host:port)",
+        );
     };
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let Some(port) = authority.port_u16() else {
         return json_error(
             StatusCode::BAD_REQUEST,
@@ -144,14 +156,28 @@ async fn connect(shared: Arc<Shared>, conn: ConnInfo, mut req: Request<Incoming>
         Ok(Err(e)) => {
             let why = format!("upstream {label} is unreachable: {e}");
             if intercept {
-                proxy::record_error(&shared, &conn, &req, authority.to_string(), label.clone(), why.clone());
+                proxy::record_error(
+                    &shared,
+                    &conn,
+                    &req,
+                    authority.to_string(),
+                    label.clone(),
+                    why.clone(),
+                );
             }
             return json_error(StatusCode::BAD_GATEWAY, &label, &why);
         }
         Err(_) => {
             let why = format!("upstream {label} did not accept a connection in time");
             if intercept {
-                proxy::record_error(&shared, &conn, &req, authority.to_string(), label.clone(), why.clone());
+                proxy::record_error(
+                    &shared,
+                    &conn,
+                    &req,
+                    authority.to_string(),
+                    label.clone(),
+                    why.clone(),
+                );
             }
             return json_error(StatusCode::GATEWAY_TIMEOUT, &label, &why);
         }

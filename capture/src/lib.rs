@@ -21,8 +21,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod cli;
 pub mod ca;
+pub mod cli;
 mod config;
 mod error;
 mod forward;

@@ -14,11 +14,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tapedeck_sessions::{Body, RecordedRequest, RecordedResponse};
+use tapedeck_sessions::{Body, RecordedRequest};
 
 use crate::recorder::Recorder;
 use crate::stats::Counters;
-use crate::tap::{micros, recorded_headers, Pending, ProxyBody, RequestTap, ResponseTap};
+use crate::tap::{
+    micros, recorded_headers, Capture, Pending, ProxyBody, RequestTap, ResponseParts, ResponseTap,
+};
 use crate::upstream::UpstreamClient;
 
 /// State shared by every connection of one capture run.
@@ -214,10 +216,10 @@ pub(crate) async fn forward(
                 }
             });
             // Only the handshake is recorded; the tunnelled bytes are not.
-            let response = RecordedResponse {
+            let response = ResponseParts {
                 status: status.as_u16(),
                 headers: recorded,
-                body: Body::default(),
+                body: Capture::default(),
             };
             pending.finish(Some(response), None, ttfb_us);
             let (parts, _) = resp.into_parts();

@@ -15,10 +15,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tapedeck_sessions::journal::{JournalWriter, WriterOptions};
-use tapedeck_sessions::{Exchange, SessionKey, SessionKeyer};
+use tapedeck_sessions::{SessionKey, SessionKeyer};
 
 use crate::redact::Redactor;
 use crate::stats::Counters;
+use crate::tap::Finished;
 use crate::Error;
 
 // === impl Recorder ===
@@ -38,13 +39,13 @@ impl Recorder {
     }
 
     /// Queues a finished exchange without ever blocking.
-    pub(crate) fn record(&self, ex: Exchange, body_bytes: u64, failed: bool) {
+    pub(crate) fn record(&self, finished: Finished, body_bytes: u64, failed: bool) {
         self.counters.exchanges.fetch_add(1, Relaxed);
         self.counters.bytes.fetch_add(body_bytes, Relaxed);
         if failed {
             self.counters.errors.fetch_add(1, Relaxed);
         }
-        match self.tx.try_send(Msg::Exchange(Box::new(ex))) {
+        match self.tx.try_send(Msg::Exchange(Box::new(finished))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.counters.dropped.fetch_add(1, Relaxed);
@@ -63,7 +64,7 @@ impl Recorder {
 /// What goes through the queue.
 pub(crate) enum Msg {
     /// Boxed so the bounded queue's slots stay small.
-    Exchange(Box<Exchange>),
+    Exchange(Box<Finished>),
     /// Drain and finish; records sent after this are dropped and counted.
     Close,
 }
@@ -145,7 +146,8 @@ fn run_writer(
     loop {
         match rx.recv_timeout(tick) {
             Ok(Msg::Close) => break,
-            Ok(Msg::Exchange(mut ex)) => {
+            Ok(Msg::Exchange(finished)) => {
+                let mut ex = finished.assemble();
                 ex.session = keyer.assign(&ex);
                 if failure.is_some() {
                     counters.dropped.fetch_add(1, Relaxed);

@@ -135,6 +135,14 @@ impl Redactor {
         if self.json_keys.is_empty() || body.data.is_empty() {
             return;
         }
+        // Most bodies name no secret field: skip parsing them at all.
+        if !self
+            .json_keys
+            .iter()
+            .any(|k| contains_ignore_ascii_case(&body.data, k.as_bytes()))
+        {
+            return;
+        }
         let is_form =
             content_type.is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
         if is_form {
@@ -277,6 +285,23 @@ impl Redactor {
     }
 }
 
+/// Whether `needle` (lowercase ASCII) occurs in `haystack`, ignoring ASCII case.
+fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    if haystack.len() < needle.len() {
+        return false;
+    }
+    (0..=haystack.len() - needle.len()).any(|i| {
+        haystack[i].to_ascii_lowercase() == first
+            && haystack[i + 1..i + needle.len()]
+                .iter()
+                .zip(rest)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+    })
+}
+
 /// `s` as it appears between the quotes of a JSON string.
 fn json_escape(s: &str) -> String {
     let quoted = serde_json::to_string(s).unwrap_or_default();
@@ -329,6 +354,13 @@ mod tests {
 
     fn redactor() -> Redactor {
         Redactor::new(&["password".into()], &["cookie".into()])
+    }
+
+    #[test]
+    fn case_insensitive_search() {
+        assert!(contains_ignore_ascii_case(b"{\"PassWord\":1}", b"password"));
+        assert!(!contains_ignore_ascii_case(b"{\"pass\":1}", b"password"));
+        assert!(!contains_ignore_ascii_case(b"", b"password"));
     }
 
     #[test]

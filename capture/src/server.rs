@@ -377,8 +377,7 @@ impl ConnServer {
                 }
             });
             let builder = self.shared.builder.clone();
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(io), svc);
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
             if watcher.watch(connection.into_owned()).await.is_err() {
                 counters.client_errors.fetch_add(1, Relaxed);
             }

@@ -51,8 +51,8 @@ impl Capture {
         }
     }
 
-    /// The recorded body. Concatenation happens here, on the writer side
-    /// of the queue, not while frames are flowing.
+    /// The recorded body. Concatenation happens here, on the writer thread
+    /// (see [`Finished::assemble`]), not while frames are flowing.
     pub(crate) fn into_body(self) -> Body {
         let mut data = Vec::with_capacity(self.kept as usize);
         for c in &self.chunks {
@@ -144,19 +144,49 @@ pub(crate) struct Pending {
     pub(crate) in_flight: InFlight,
 }
 
+/// A recorded response whose body is still a list of chunks.
+pub(crate) struct ResponseParts {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Capture,
+}
+
+/// A finished exchange on its way to the writer thread. Bodies stay as
+/// chunk lists until [`Finished::assemble`] runs there, so the request path
+/// never copies body bytes.
+pub(crate) struct Finished {
+    exchange: Exchange,
+    request_body: Capture,
+    response: Option<ResponseParts>,
+}
+
+impl Finished {
+    /// The complete exchange, bodies concatenated.
+    pub(crate) fn assemble(self) -> Exchange {
+        let mut ex = self.exchange;
+        ex.request.body = self.request_body.into_body();
+        ex.response = self.response.map(|r| RecordedResponse {
+            status: r.status,
+            headers: r.headers,
+            body: r.body.into_body(),
+        });
+        ex
+    }
+}
+
 impl Pending {
     /// Sends the exchange to the journal writer. `response` is `None` when
     /// the upstream never answered.
     pub(crate) fn finish(
         self,
-        response: Option<RecordedResponse>,
+        response: Option<ResponseParts>,
         mut error: Option<String>,
         ttfb_us: u64,
     ) {
         let duration_us = micros(self.start);
-        let mut request = self.request;
-        if let Some(shared) = self.request_body {
-            let capture = match Arc::try_unwrap(shared) {
+        let request_body = match self.request_body {
+            None => Capture::default(),
+            Some(shared) => match Arc::try_unwrap(shared) {
                 Ok(m) => m.into_inner().unwrap_or_default(),
                 // The upstream answered before reading the whole request
                 // body; keep what arrived so far.
@@ -164,14 +194,13 @@ impl Pending {
                     Ok(mut c) => std::mem::take(&mut *c),
                     Err(_) => Capture::default(),
                 },
-            };
-            if error.is_none() {
-                error = capture.error.clone();
-            }
-            request.body = capture.into_body();
+            },
+        };
+        if error.is_none() {
+            error = request_body.error.clone();
         }
         let failed = error.is_some();
-        let bytes = request.body.len + response.as_ref().map_or(0, |r| r.body.len);
+        let bytes = request_body.len + response.as_ref().map_or(0, |r| r.body.len);
         let exchange = Exchange {
             id: self.id,
             session: String::new(),
@@ -179,13 +208,18 @@ impl Pending {
             started: self.started,
             upstream: self.upstream,
             client: self.client,
-            request,
-            response,
+            request: self.request,
+            response: None,
             error,
             ttfb_us,
             duration_us,
         };
-        self.recorder.record(exchange, bytes, failed);
+        let finished = Finished {
+            exchange,
+            request_body,
+            response,
+        };
+        self.recorder.record(finished, bytes, failed);
         drop(self.in_flight);
     }
 }
@@ -252,11 +286,10 @@ impl ResponseTap {
     fn complete(&mut self, error: Option<String>) {
         if let Some(head) = self.head.take() {
             let head = *head;
-            let body = std::mem::take(&mut self.capture).into_body();
-            let response = RecordedResponse {
+            let response = ResponseParts {
                 status: head.status,
                 headers: head.headers,
-                body,
+                body: std::mem::take(&mut self.capture),
             };
             head.pending.finish(Some(response), error, head.ttfb_us);
         }

@@ -42,7 +42,9 @@ async fn garbage_from_the_upstream_is_a_502() {
         while let Ok((mut s, _)) = listener.accept().await {
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf).await;
-            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n").await;
+            let _ = s
+                .write_all(b"SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n")
+                .await;
         }
     });
     let capture = proxy(&format!("http://{up}"), dir.path(), |_| {}).await;
@@ -53,7 +55,11 @@ async fn garbage_from_the_upstream_is_a_502() {
     capture.shutdown().await.unwrap();
     let ex = &journal(dir.path())[0];
     assert!(ex.response.is_none());
-    assert!(ex.error.as_deref().unwrap().contains("failed"), "{:?}", ex.error);
+    assert!(
+        ex.error.as_deref().unwrap().contains("failed"),
+        "{:?}",
+        ex.error
+    );
 }
 
 #[tokio::test]
@@ -79,7 +85,12 @@ async fn client_vanishing_mid_response_is_recorded_and_others_are_served() {
         .unwrap();
     let conn_task = tokio::spawn(conn);
     let resp = send
-        .send_request(Request::get("/big").header("host", "x").body(full("")).unwrap())
+        .send_request(
+            Request::get("/big")
+                .header("host", "x")
+                .body(full(""))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let mut body = resp.into_body();
@@ -107,7 +118,11 @@ async fn client_vanishing_mid_response_is_recorded_and_others_are_served() {
     assert_eq!(summary.exchanges, 2);
     let exchanges = journal(dir.path());
     let cut = exchanges.iter().find(|e| e.request.uri == "/big").unwrap();
-    assert!(cut.error.as_deref().unwrap().contains("client went away"), "{:?}", cut.error);
+    assert!(
+        cut.error.as_deref().unwrap().contains("client went away"),
+        "{:?}",
+        cut.error
+    );
     assert!(cut.response.as_ref().unwrap().body.len < 2000 * 32 * 1024);
 }
 
@@ -146,22 +161,36 @@ async fn slowloris_malformed_and_oversized_requests_are_refused_and_counted() {
 
     // Slowloris: half a request head, then nothing. The proxy hangs up.
     let mut slow = TcpStream::connect(capture.addr()).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n").await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n")
+        .await
+        .unwrap();
     let reply = read_reply(&mut slow).await;
-    assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
 
     // Malformed request line: 400 from hyper.
     let mut bad = TcpStream::connect(capture.addr()).await.unwrap();
-    bad.write_all(b"GARBAGE\x01\x02 nonsense\r\n\r\n").await.unwrap();
+    bad.write_all(b"GARBAGE\x01\x02 nonsense\r\n\r\n")
+        .await
+        .unwrap();
     let reply = read_reply(&mut bad).await;
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
 
     // A 1 MiB header: 431.
     let mut big = TcpStream::connect(capture.addr()).await.unwrap();
-    let head = format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n", "a".repeat(1 << 20));
+    let head = format!(
+        "GET / HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
     let _ = big.write_all(head.as_bytes()).await;
     let reply = read_reply(&mut big).await;
-    assert!(reply.starts_with("HTTP/1.1 431"), "{}", &reply[..reply.len().min(200)]);
+    assert!(
+        reply.starts_with("HTTP/1.1 431"),
+        "{}",
+        &reply[..reply.len().min(200)]
+    );
 
     // Still serving.
     let mut conn = Conn::open(capture.addr()).await;
@@ -170,7 +199,10 @@ async fn slowloris_malformed_and_oversized_requests_are_refused_and_counted() {
     let stats = capture.stats();
     assert!(stats.client_errors >= 3, "{stats:?}");
     let summary = capture.shutdown().await.unwrap();
-    assert_eq!(summary.exchanges, 1, "refused requests never reach the journal");
+    assert_eq!(
+        summary.exchanges, 1,
+        "refused requests never reach the journal"
+    );
 }
 
 #[tokio::test]

@@ -52,7 +52,9 @@ async fn setup() -> Setup {
     let capture = tapedeck_capture::start(config).await.unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(rustls::pki_types::CertificateDer::from(ca.cert_der().to_vec()))
+        .add(rustls::pki_types::CertificateDer::from(
+            ca.cert_der().to_vec(),
+        ))
         .unwrap();
     let device_tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -86,7 +88,11 @@ async fn connect(proxy: std::net::SocketAddr, target: &str) -> (TcpStream, u16) 
         head.push(byte[0]);
     }
     let text = String::from_utf8_lossy(&head);
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (s, status)
 }
 
@@ -109,7 +115,9 @@ async fn intercepted_https_is_recorded_with_its_origin() {
     // HTTP/1.1 inside the intercepted tunnel.
     let (stream, status) = connect(proxy, "api.corevia.app:443").await;
     assert_eq!(status, 200);
-    let tls = tls_over(stream, s.device_tls.clone(), b"http/1.1").await.unwrap();
+    let tls = tls_over(stream, s.device_tls.clone(), b"http/1.1")
+        .await
+        .unwrap();
     let (mut send, conn) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(tls))
         .await
         .unwrap();
@@ -130,13 +138,19 @@ async fn intercepted_https_is_recorded_with_its_origin() {
     let (stream, status) = connect(proxy, "api.corevia.app:443").await;
     assert_eq!(status, 200);
     let tls = tls_over(stream, s.device_tls.clone(), b"h2").await.unwrap();
-    let (mut send2, conn) =
-        hyper::client::conn::http2::handshake::<_, _, Body>(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
+    let (mut send2, conn) = hyper::client::conn::http2::handshake::<_, _, Body>(
+        TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
     tokio::spawn(conn);
     let resp = send2
-        .send_request(Request::get("https://api.corevia.app/api/v1/social/feed?limit=2").body(full("")).unwrap())
+        .send_request(
+            Request::get("https://api.corevia.app/api/v1/social/feed?limit=2")
+                .body(full(""))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -156,7 +170,10 @@ async fn intercepted_https_is_recorded_with_its_origin() {
     assert_eq!(exchanges[0].request.uri, "/api/v1/auth/login");
     assert_eq!(exchanges[1].request.version, "HTTP/2");
     let line = serde_json::to_string(&exchanges).unwrap();
-    assert!(!line.contains("phone-secret"), "password redacted in forward mode too");
+    assert!(
+        !line.contains("phone-secret"),
+        "password redacted in forward mode too"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +216,11 @@ async fn plain_http_is_recorded_and_other_hosts_are_tunnelled_unrecorded() {
     assert!(reply.contains("/through-the-tunnel"), "{reply}");
 
     // An intercepted host on a closed port: 502, recorded as an error.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (_, status) = connect(proxy, &format!("www.corevia.app:{closed}")).await;
     assert_eq!(status, 502);
     // A non-intercepted host on a closed port: 502, not recorded.
@@ -215,11 +236,23 @@ async fn plain_http_is_recorded_and_other_hosts_are_tunnelled_unrecorded() {
     s.capture.shutdown().await.unwrap();
     let exchanges = journal(&s.journals);
     assert_eq!(exchanges.len(), 2, "{exchanges:#?}");
-    assert_eq!(exchanges[0].request.uri, format!("http://plain.example:{port}/status?x=1"));
-    assert_eq!(exchanges[0].upstream.as_deref(), Some(format!("http://plain.example:{port}").as_str()));
+    assert_eq!(
+        exchanges[0].request.uri,
+        format!("http://plain.example:{port}/status?x=1")
+    );
+    assert_eq!(
+        exchanges[0].upstream.as_deref(),
+        Some(format!("http://plain.example:{port}").as_str())
+    );
     assert_eq!(exchanges[1].request.method, "CONNECT");
-    assert!(exchanges[1].error.as_deref().unwrap().contains("unreachable"));
-    assert!(exchanges.iter().all(|e| !e.request.uri.contains("through-the-tunnel")));
+    assert!(exchanges[1]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("unreachable"));
+    assert!(exchanges
+        .iter()
+        .all(|e| !e.request.uri.contains("through-the-tunnel")));
 }
 
 #[tokio::test]
@@ -241,13 +274,20 @@ async fn a_device_without_the_ca_fails_cleanly_and_others_keep_working() {
 
     let (stream, status) = connect(proxy, "api.corevia.app:443").await;
     assert_eq!(status, 200);
-    let tls = tls_over(stream, s.device_tls.clone(), b"http/1.1").await.unwrap();
+    let tls = tls_over(stream, s.device_tls.clone(), b"http/1.1")
+        .await
+        .unwrap();
     let (mut send, conn) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(tls))
         .await
         .unwrap();
     tokio::spawn(conn);
     let resp = send
-        .send_request(Request::get("/ok").header("host", "api.corevia.app").body(full("")).unwrap())
+        .send_request(
+            Request::get("/ok")
+                .header("host", "api.corevia.app")
+                .body(full(""))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -274,6 +314,12 @@ async fn forward_mode_without_a_ca_names_the_file() {
         ca_dir: Some(tmp.path().join("no-ca")),
         ..CaptureConfig::default()
     };
-    let err = tapedeck_capture::start(config).await.unwrap_err().to_string();
-    assert!(err.contains("ca.pem") && err.contains("tapedeck ca init"), "{err}");
+    let err = tapedeck_capture::start(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ca.pem") && err.contains("tapedeck ca init"),
+        "{err}"
+    );
 }

@@ -400,8 +400,14 @@ async fn passwords_are_redacted_and_status_endpoint_counts() {
     let (code, body) = metrics_conn.send("GET", "/metrics", "").await;
     assert_eq!(code, 200);
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains("\ntapedeck_capture_exchanges_total 2\n"), "{text}");
-    assert!(text.contains("\ntapedeck_capture_dropped_total 0\n"), "{text}");
+    assert!(
+        text.contains("\ntapedeck_capture_exchanges_total 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntapedeck_capture_dropped_total 0\n"),
+        "{text}"
+    );
     drop(conn);
     capture.shutdown().await.unwrap();
 
@@ -471,7 +477,12 @@ async fn websocket_style_upgrades_pass_through_and_only_the_handshake_is_recorde
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-        assert_eq!(s.read(&mut byte).await.unwrap(), 1, "{}", String::from_utf8_lossy(&head));
+        assert_eq!(
+            s.read(&mut byte).await.unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
@@ -492,6 +503,40 @@ async fn websocket_style_upgrades_pass_through_and_only_the_handshake_is_recorde
     let ex = &journal(dir.path())[0];
     assert_eq!(ex.status(), Some(101));
     assert!(ex.response.as_ref().unwrap().body.data.is_empty());
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_and_recorded_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(None, echo).await;
+    let capture = proxy(&format!("http://{up}"), dir.path(), |_| {}).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(capture.addr()).await.unwrap();
+    // Three requests in one write, the last one closing the connection.
+    s.write_all(
+        b"GET /p/1 HTTP/1.1\r\nhost: x\r\n\r\n\
+          POST /p/2 HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc\
+          GET /p/3 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let p1 = text.find("\"/p/1\"").unwrap();
+    let p2 = text.find("\"/p/2\"").unwrap();
+    let p3 = text.find("\"/p/3\"").unwrap();
+    assert!(p1 < p2 && p2 < p3, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 3);
+    capture.shutdown().await.unwrap();
+    let exchanges = journal(dir.path());
+    let uris: Vec<&str> = exchanges.iter().map(|e| e.request.uri.as_str()).collect();
+    assert_eq!(uris, ["/p/1", "/p/2", "/p/3"]);
+    assert_eq!(exchanges[1].request.body.data, b"abc");
+    assert!(exchanges.iter().all(|e| e.conn == exchanges[0].conn));
 }
 
 /// A response body fed by a channel: each message is one data frame, sent

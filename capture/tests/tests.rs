@@ -6,4 +6,5 @@ mod support;
 mod faults;
 mod forward;
 mod reverse;
+mod sessions;
 mod tls;

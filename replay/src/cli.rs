@@ -112,9 +112,12 @@ pub struct ReplayArgs {
     /// Whole-request timeout.
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub timeout: String,
-    /// Speak HTTP/2 (h2c, prior knowledge) to the target.
+    /// Speak HTTP/2 to the target (h2c with prior knowledge, or ALPN h2 over https).
     #[arg(long)]
     pub h2: bool,
+    /// Also trust these CA certificates (PEM) for https targets.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Serve Prometheus metrics on this address while running.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
@@ -205,6 +208,7 @@ pub fn config_from_args(args: &ReplayArgs) -> Result<ReplayConfig, Error> {
         ));
     }
     config.h2 = args.h2;
+    config.ca_cert = args.ca_cert.clone();
     config.metrics_listen = args.metrics_listen;
     config.session_key = args.session_key.clone();
     config.idle_split = args

@@ -1,10 +1,12 @@
 //! The HTTP client of one virtual user: its own connection per target
 //! (`hyper::client::conn` handshake, TCP_NODELAY, keep-alive, reconnect
-//! when the server closed it), HTTP/1.1 or h2c with prior knowledge.
+//! when the server closed it), HTTP/1.1 or HTTP/2, cleartext or TLS.
 //!
 //! No pool and no retries: what the VU sends is what the server sees, and
 //! connect time counts against the request that needed the connection.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,16 +18,69 @@ use tokio::net::TcpStream;
 
 use crate::config::Target;
 use crate::correlation::Outgoing;
+use crate::Error;
 
-/// Timeouts and protocol, shared by all VUs.
-#[derive(Debug, Clone, Copy)]
+/// Timeouts, protocol and TLS settings, shared by all VUs.
+#[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// TCP connect (and HTTP handshake) timeout.
     pub connect_timeout: Duration,
     /// Whole-request timeout: send, response head and body.
     pub timeout: Duration,
-    /// h2c with prior knowledge instead of HTTP/1.1.
+    /// HTTP/2 instead of HTTP/1.1 (h2c with prior knowledge, or ALPN `h2` over TLS).
     pub h2: bool,
+    /// TLS settings for https targets (`None` when every target is http).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// TLS client settings: the system's trusted roots (`SSL_CERT_FILE` /
+/// `SSL_CERT_DIR` honoured) plus `extra_ca` (PEM), ALPN for the protocol.
+pub fn tls_config(extra_ca: Option<&Path>, h2: bool) -> Result<rustls::ClientConfig, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    let mut extra = 0;
+    if let Some(path) = extra_ca {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let pem = std::fs::read(path).map_err(io)?;
+        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+            let cert = cert.map_err(io)?;
+            roots.add(cert).map_err(|e| {
+                Error::Usage(format!(
+                    "--ca-cert {}: not a usable CA certificate: {e}",
+                    path.display()
+                ))
+            })?;
+            extra += 1;
+        }
+        if extra == 0 {
+            return Err(Error::Usage(format!(
+                "--ca-cert {}: no PEM certificate in the file",
+                path.display()
+            )));
+        }
+    }
+    if added + extra == 0 {
+        return Err(Error::Usage(
+            "https target: no trusted CA certificates found (set SSL_CERT_FILE or pass --ca-cert)"
+                .into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Usage(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = if h2 {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(cfg)
 }
 
 /// A live response, body read whole.
@@ -157,26 +212,47 @@ async fn connect(cfg: &ClientConfig, target: &Target) -> Result<Sender, String> 
         stream
             .set_nodelay(true)
             .map_err(|e| describe_io("connect", &e))?;
-        let io = TokioIo::new(stream);
-        if cfg.h2 {
-            let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+        if target.is_tls() {
+            let tls = cfg
+                .tls
+                .clone()
+                .ok_or_else(|| "TLS is not configured".to_string())?;
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|e| format!("TLS: bad server name {}: {e}", target.host))?;
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, stream)
                 .await
-                .map_err(|e| format!("h2 handshake: {}", describe_hyper(&e)))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            Ok(Sender::H2(sender))
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+            handshake(cfg.h2, TokioIo::new(stream)).await
         } else {
-            let (sender, conn) = http1::handshake(io).await.map_err(|e| describe_hyper(&e))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            Ok(Sender::H1(sender))
+            handshake(cfg.h2, TokioIo::new(stream)).await
         }
     };
     tokio::time::timeout(cfg.connect_timeout, fut)
         .await
         .map_err(|_| "connect timeout".to_string())?
+}
+
+/// HTTP handshake on a connected stream; the connection is driven by its own task.
+async fn handshake<T>(h2: bool, io: T) -> Result<Sender, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    if h2 {
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| format!("h2 handshake: {}", describe_hyper(&e)))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Sender::H2(sender))
+    } else {
+        let (sender, conn) = http1::handshake(io).await.map_err(|e| describe_hyper(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Sender::H1(sender))
+    }
 }
 
 fn build_request(
@@ -190,7 +266,7 @@ fn build_request(
         format!("{}/{}", target.base_path, out.uri)
     };
     let uri = if h2 {
-        format!("http://{}{}", target.authority(), path)
+        format!("{}://{}{}", target.scheme, target.authority(), path)
     } else {
         path
     };

@@ -53,6 +53,8 @@ pub struct ReplayConfig {
     pub session_key: Option<String>,
     /// `--idle-split` (grouping).
     pub idle_split: Option<Duration>,
+    /// `--ca-cert FILE`: extra CA certificates (PEM) trusted for https targets.
+    pub ca_cert: Option<PathBuf>,
     /// `--hlog FILE`: HdrHistogram interval log written during the run.
     pub hlog: Option<PathBuf>,
     /// Show a live progress line on stderr (only honoured on a terminal).
@@ -87,6 +89,7 @@ impl ReplayConfig {
             metrics_listen: None,
             session_key: None,
             idle_split: None,
+            ca_cert: None,
             hlog: None,
             progress: false,
         }
@@ -147,12 +150,11 @@ impl ShardSpec {
 pub struct Target {
     /// Recorded origin authority (`host:port`) this target replaces.
     pub origin: Option<String>,
-    /// `http` (https targets are refused at parse time: the engine speaks
-    /// cleartext HTTP/1.1 and h2c).
+    /// `http` or `https`.
     pub scheme: String,
     /// Host as given.
     pub host: String,
-    /// Port (80 when not given).
+    /// Port (the scheme's default when not given).
     pub port: u16,
     /// Path prefix of the target URL, without a trailing `/` (usually empty).
     pub base_path: String,
@@ -161,11 +163,17 @@ pub struct Target {
 impl Target {
     /// `host:port` as sent in the `Host` header.
     pub fn authority(&self) -> String {
-        if self.port == 80 {
+        let default = if self.is_tls() { 443 } else { 80 };
+        if self.port == default {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)
         }
+    }
+
+    /// Whether requests go over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.scheme == "https"
     }
 
     /// `host:port` always with the port, for connecting and comparing.
@@ -329,18 +337,11 @@ pub fn parse_target(s: &str) -> Result<Target, Error> {
     };
     let parsed = url::Url::parse(url.trim())
         .map_err(|e| Error::Usage(format!("--target {s:?}: not a URL ({e})")))?;
-    match parsed.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(Error::Usage(format!(
-                "--target {s:?}: https targets are not supported; point replay at the service's cleartext port (http://...) or a local TLS-terminating proxy"
-            )))
-        }
-        other => {
-            return Err(Error::Usage(format!(
-                "--target {s:?}: scheme {other} is not http"
-            )))
-        }
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::Usage(format!(
+            "--target {s:?}: scheme {} is not http or https",
+            parsed.scheme()
+        )));
     }
     let host = parsed
         .host_str()
@@ -462,7 +463,11 @@ mod tests {
         assert_eq!(t.origin.as_deref(), Some("api.corevia.app:443"));
         assert_eq!((t.port, t.authority()), (80, "localhost".to_string()));
         assert!(parse_target("ftp://x").is_err());
-        assert!(parse_target("https://x").is_err());
+        let t = parse_target("https://staging.corevia.app").unwrap();
+        assert_eq!(
+            (t.port, t.authority(), t.is_tls()),
+            (443, "staging.corevia.app".to_string(), true)
+        );
         assert!(parse_target("not a url").is_err());
     }
 }

@@ -247,11 +247,17 @@ impl Correlation {
             jwt_secret: opts.jwt_secret.is_some(),
         };
         let mut table = discover::RuleTable::default();
-        let plans = sessions
+        let plans: Vec<SessionPlan> = sessions
             .iter()
             .enumerate()
             .map(|(i, s)| discover::session_plan(i, &s.exchanges, &cx, &mut table))
             .collect();
+        let redacted = plans.iter().filter(|p| p.redacted_login).count();
+        if redacted > 0 {
+            warnings.push(format!(
+                "{redacted} sessions log in with a password the capture redacted: give --credentials users.csv (username,password,role) or their logins fail"
+            ));
+        }
         Ok(Correlation {
             plans,
             rules: table.into_rules(),
@@ -271,11 +277,25 @@ impl Correlation {
         &self.warnings
     }
 
-    /// Per-VU state for global VU number `vu` of role `role`.
+    /// Per-VU state for global VU number `vu` of role `role`; the k-th VU
+    /// of a role created in this process takes credentials row `k mod rows`.
     pub fn new_vu(&self, vu: u64, role: &str) -> VuState {
         VuState {
             vu,
             credential: self.pools.as_ref().and_then(|p| p.take(role)),
+            rounds: 0,
+            session: None,
+            live: Live::default(),
+        }
+    }
+
+    /// Like [`Correlation::new_vu`], for the `nth` VU of `role` counted over
+    /// the whole run (all shards): its credentials row is `nth mod rows`, so
+    /// shards of one run never hand out the same row while rows last.
+    pub fn new_vu_nth(&self, vu: u64, role: &str, nth: u64) -> VuState {
+        VuState {
+            vu,
+            credential: self.pools.as_ref().and_then(|p| p.row(role, nth)),
             rounds: 0,
             session: None,
             live: Live::default(),
@@ -442,7 +462,7 @@ pub fn run_correlations(args: CorrelationsArgs) -> Result<Outcome, Error> {
     if let Some(path) = &args.correlation {
         RulesFile::load(path)?;
     }
-    let profile = Profile::load(args.profile.as_deref()).map_err(sessions_error)?;
+    let profile = Profile::load(args.profile.as_deref())?;
     let sessions = load_sessions(&args.journals, &profile)?;
     let opts = CorrelationOptions {
         enabled: true,
@@ -451,6 +471,9 @@ pub fn run_correlations(args: CorrelationsArgs) -> Result<Outcome, Error> {
         jwt_secret: None,
     };
     let correlation = Correlation::discover_with(&sessions, &opts, &profile)?;
+    for w in correlation.warnings() {
+        eprintln!("tapedeck: warning: {w}");
+    }
     let exchanges: usize = sessions.iter().map(|s| s.exchanges.len()).sum();
     let substituted = sessions
         .iter()
@@ -466,6 +489,7 @@ pub fn run_correlations(args: CorrelationsArgs) -> Result<Outcome, Error> {
                 .count()
         })
         .sum::<usize>();
+    let mut text = String::new();
     if args.json {
         let out = serde_json::json!({
             "sessions": sessions.len(),
@@ -473,32 +497,33 @@ pub fn run_correlations(args: CorrelationsArgs) -> Result<Outcome, Error> {
             "rewritten_requests": substituted,
             "rules": correlation.rules(),
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).expect("rules always serialize")
-        );
+        text.push_str(&serde_json::to_string_pretty(&out).expect("rules always serialize"));
+        text.push('\n');
     } else {
-        println!(
-            "{} rules over {} sessions: {substituted} of {exchanges} requests get live values",
+        text.push_str(&format!(
+            "{} rules over {} sessions: {substituted} of {exchanges} requests get live values\n",
             correlation.rules().len(),
             sessions.len()
-        );
+        ));
         for rule in correlation.rules() {
-            println!("{rule}");
+            text.push_str(&format!("{rule}\n"));
         }
     }
+    // A closed pipe (`| head`) is the reader's choice, not an error.
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(Error::Usage(format!("writing the rules to stdout: {e}"))),
+    }
     Ok(Outcome::Success)
-}
-
-fn sessions_error(e: tapedeck_sessions::Error) -> Error {
-    Error::Usage(e.to_string())
 }
 
 /// Reads journals and groups their exchanges into sessions the way replay
 /// does (recorded session keys, default idle split, roles from `profile`).
 fn load_sessions(paths: &[PathBuf], profile: &Profile) -> Result<Vec<Session>, Error> {
-    let files = tapedeck_sessions::expand_paths(paths).map_err(sessions_error)?;
-    let journals = tapedeck_sessions::read_all(&files).map_err(sessions_error)?;
+    let files = tapedeck_sessions::expand_paths(paths)?;
+    let journals = tapedeck_sessions::read_all(&files)?;
     for w in journals.warnings() {
         eprintln!("tapedeck: warning: {w}");
     }

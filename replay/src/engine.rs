@@ -3,7 +3,7 @@
 //! collector's totals back.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -107,7 +107,15 @@ pub async fn run(
                 if deadline.is_some_and(|d| elapsed >= d) {
                     break;
                 }
-                let target = plan.users_at(elapsed).min(max);
+                // Users started at a rate are spawned one tick ahead and
+                // each waits for its own start time, so starts are evenly
+                // spread instead of arriving in bursts of a tick's worth.
+                let lookahead = if plan.start_of(0).is_some() {
+                    CONTROL_TICK
+                } else {
+                    Duration::ZERO
+                };
+                let target = plan.users_at(elapsed + lookahead).min(max);
                 while own_stops.last().is_some_and(|(v, _)| *v >= target) {
                     own_stops.pop();
                 }
@@ -136,13 +144,17 @@ pub async fn run(
                         global: stop_rx.clone(),
                         own: Some(own_rx),
                     };
-                    let plan = VuPlan {
+                    let due = plan
+                        .start_of(v)
+                        .map(|d| start + d)
+                        .filter(|d| *d > Instant::now());
+                    let vu_plan = VuPlan {
                         vu: v,
                         playlist,
                         once,
-                        due: None,
+                        due,
                     };
-                    vus.spawn(run_vu(shared.clone(), plan, tx.clone(), stop));
+                    vus.spawn(run_vu(shared.clone(), vu_plan, tx.clone(), stop));
                 }
                 if once && next_v >= max && vus.is_empty() {
                     break;

@@ -118,6 +118,15 @@ pub async fn replay_run(config: ReplayConfig, handle_signals: bool) -> Result<Re
             .map(|s| s.iter().map(|st| st.duration).sum())
     });
 
+    let tls = if config.targets.iter().any(|t| t.is_tls()) {
+        Some(Arc::new(client::tls_config(
+            config.ca_cert.as_deref(),
+            config.h2,
+        )?))
+    } else {
+        None
+    };
+
     let start = Instant::now();
     let start_wall = chrono::Utc::now();
     let live = Arc::new(Live::default());
@@ -161,6 +170,7 @@ pub async fn replay_run(config: ReplayConfig, handle_signals: bool) -> Result<Re
             connect_timeout: config.connect_timeout,
             timeout: config.timeout,
             h2: config.h2,
+            tls,
         },
         speed: config.speed,
         learn: config.correlation.enabled,

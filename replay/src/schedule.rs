@@ -98,6 +98,18 @@ impl UserPlan {
         }
     }
 
+    /// When user `v` is due to start, for plans that start users one by one
+    /// at a rate (so VUs start evenly spread rather than in bursts).
+    pub fn start_of(&self, v: u64) -> Option<Duration> {
+        match self {
+            UserPlan::Fixed {
+                spawn_rate: Some(rate),
+                ..
+            } => Some(Duration::from_secs_f64(v as f64 / rate)),
+            _ => None,
+        }
+    }
+
     /// The highest user count the plan reaches.
     pub fn max_users(&self) -> u64 {
         match self {
@@ -167,5 +179,7 @@ mod tests {
         assert_eq!(fixed.users_at(Duration::ZERO), 1);
         assert_eq!(fixed.users_at(Duration::from_millis(2600)), 6);
         assert_eq!(fixed.users_at(Duration::from_secs(100)), 10);
+        assert_eq!(fixed.start_of(3), Some(Duration::from_millis(1500)));
+        assert_eq!(plan.start_of(3), None);
     }
 }

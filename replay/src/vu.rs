@@ -155,6 +155,14 @@ pub async fn run_vu(
         .map(|_| Connection::default())
         .collect();
     let mut due_first = plan.due;
+    if let Some(due) = plan.due {
+        if due > Instant::now() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => {}
+                _ = stop.wait() => return,
+            }
+        }
+    }
     // Bounded: `once` VUs return after one session; looping VUs return when
     // stopped (every step awaits the stop signal alongside its work).
     for iteration in 0u64.. {

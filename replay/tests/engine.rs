@@ -526,3 +526,107 @@ async fn metrics_endpoint_serves_prometheus_text_during_the_run() {
     assert!(text.contains("quantile=\"0.95\""), "{text}");
     run.await.unwrap().unwrap();
 }
+
+/// An https upstream for `localhost` with a certificate from a fresh CA;
+/// returns its port and the CA's PEM file.
+async fn tls_upstream(dir: &Path) -> (u16, PathBuf, Arc<Seen>) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    let s = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            let s = s.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                s.connections.fetch_add(1, Ordering::Relaxed);
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let s = s.clone();
+                    async move {
+                        s.requests.fetch_add(1, Ordering::Relaxed);
+                        s.arrivals.lock().unwrap().push((
+                            format!("{:?} {}", req.version(), req.uri().path()),
+                            Instant::now(),
+                        ));
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                            b"{}",
+                        ))))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (port, ca_file, seen)
+}
+
+#[tokio::test]
+async fn https_targets_over_http1_and_h2_with_an_extra_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, ca, seen) = tls_upstream(dir.path()).await;
+    let j = journal(dir.path(), "http://api.example:80", &sessions(1, 10));
+    let target = parse_target(&format!("https://localhost:{port}")).unwrap();
+    for h2 in [false, true] {
+        let mut c = ReplayConfig::new(vec![j.clone()], target.clone());
+        c.ca_cert = Some(ca.clone());
+        c.h2 = h2;
+        let r = tapedeck_replay::replay(c).await.unwrap();
+        assert_eq!(
+            (r.total_requests(), r.total_failures()),
+            (2, 0),
+            "h2={h2}: {:?}",
+            r.failures
+        );
+    }
+    let versions: Vec<String> = seen
+        .arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(v, _)| v.clone())
+        .collect();
+    assert_eq!(
+        versions,
+        vec!["HTTP/1.1 /a", "HTTP/1.1 /b", "HTTP/2.0 /a", "HTTP/2.0 /b"]
+    );
+    // Without the CA the certificate is not trusted: failures, not a crash
+    // (or a clear error on a machine without any system roots).
+    let c = ReplayConfig::new(vec![j], target);
+    match tapedeck_replay::replay(c).await {
+        Ok(r) => {
+            assert_eq!(r.total_failures(), 2);
+            assert!(r.failures[0].error.contains("TLS"), "{:?}", r.failures);
+        }
+        Err(e) => assert!(e.to_string().contains("no trusted CA"), "{e}"),
+    }
+}

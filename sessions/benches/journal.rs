@@ -9,8 +9,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tapedeck_sessions::chrono::DateTime;
 use tapedeck_sessions::{
-    Body, Exchange, JournalReader, JournalWriter, RecordedRequest, RecordedResponse, Record,
-    WriterOptions,
+    Body, Exchange, JournalReader, JournalWriter, Record, RecordedRequest, RecordedResponse,
 };
 
 const EXCHANGES: usize = 20_000;
@@ -32,8 +31,8 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "leg", "day", "squat", "protein", "oats", "morning", "run", "5k", "personal", "best",
-    "coach", "plan", "stretch", "rest", "hydrate", "macro", "bench", "press", "cardio", "yoga",
+    "leg", "day", "squat", "protein", "oats", "morning", "run", "5k", "personal", "best", "coach",
+    "plan", "stretch", "rest", "hydrate", "macro", "bench", "press", "cardio", "yoga",
 ];
 
 fn text(rng: &mut Rng, words: usize) -> String {
@@ -66,31 +65,62 @@ fn feed_body(rng: &mut Rng, target: usize) -> String {
 
 fn corevia_exchanges(n: usize) -> Vec<Exchange> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsInJvbGUiOiJzdHVkZW50In0.c2lnbmF0dXJl";
+    let token =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsInJvbGUiOiJzdHVkZW50In0.c2lnbmF0dXJl";
     (0..n)
         .map(|i| {
             let (method, uri, req_body) = match rng.below(5) {
-                0 => ("POST", "/api/v1/social/posts".to_string(), serde_json::json!({"text": text(&mut rng, 12)}).to_string()),
-                1 => ("POST", format!("/api/v1/social/posts/{}/like", rng.below(10_000)), String::new()),
-                2 => ("GET", format!("/api/v1/marketplace/products?limit=20&offset={}", rng.below(10) * 20), String::new()),
-                _ => ("GET", format!("/api/v1/social/feed?limit=20&offset={}", rng.below(10) * 20), String::new()),
+                0 => (
+                    "POST",
+                    "/api/v1/social/posts".to_string(),
+                    serde_json::json!({"text": text(&mut rng, 12)}).to_string(),
+                ),
+                1 => (
+                    "POST",
+                    format!("/api/v1/social/posts/{}/like", rng.below(10_000)),
+                    String::new(),
+                ),
+                2 => (
+                    "GET",
+                    format!(
+                        "/api/v1/marketplace/products?limit=20&offset={}",
+                        rng.below(10) * 20
+                    ),
+                    String::new(),
+                ),
+                _ => (
+                    "GET",
+                    format!("/api/v1/social/feed?limit=20&offset={}", rng.below(10) * 20),
+                    String::new(),
+                ),
             };
             let target = 200 + rng.below(3900) as usize;
             Exchange {
                 id: i as u64,
                 session: format!("sub:{}", rng.below(500)),
                 conn: rng.below(2000),
-                started: DateTime::from_timestamp(1_800_000_000 + i as i64 / 50, rng.below(1_000_000_000) as u32)
-                    .expect("valid timestamp"),
+                started: DateTime::from_timestamp(
+                    1_800_000_000 + i as i64 / 50,
+                    rng.below(1_000_000_000) as u32,
+                )
+                .expect("valid timestamp"),
                 upstream: None,
-                client: Some(format!("10.0.{}.{}:{}", rng.below(255), rng.below(255), 30000 + rng.below(30000))),
+                client: Some(format!(
+                    "10.0.{}.{}:{}",
+                    rng.below(255),
+                    rng.below(255),
+                    30000 + rng.below(30000)
+                )),
                 request: RecordedRequest {
                     method: method.into(),
                     uri,
                     version: "HTTP/1.1".into(),
                     headers: vec![
                         ("host".into(), "api.corevia.app".into()),
-                        ("user-agent".into(), "CoreVia/3.2.1 (iPhone; iOS 18.1)".into()),
+                        (
+                            "user-agent".into(),
+                            "CoreVia/3.2.1 (iPhone; iOS 18.1)".into(),
+                        ),
                         ("authorization".into(), format!("Bearer {token}")),
                         ("accept".into(), "application/json".into()),
                         ("content-type".into(), "application/json".into()),
@@ -129,7 +159,12 @@ fn bench_journal(c: &mut Criterion) {
     let journal_bytes = write_journal(&path, &exs);
     let raw_bytes: u64 = exs
         .iter()
-        .map(|e| serde_json::to_vec(&Record::Exchange(e.clone())).expect("encode").len() as u64 + 1)
+        .map(|e| {
+            serde_json::to_vec(&Record::Exchange(e.clone()))
+                .expect("encode")
+                .len() as u64
+                + 1
+        })
         .sum();
     println!(
         "journal: {EXCHANGES} exchanges, {raw_bytes} bytes of JSON lines, {journal_bytes} bytes on disk, compression ratio {:.1}x",

@@ -40,7 +40,9 @@ pub struct ReadArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum SessionsCommand {
     /// One line per session: id, role, user, requests, span.
-    #[command(after_help = "Examples:\n  tapedeck sessions list journals/\n  tapedeck sessions list capture.jsonl.zst --role trainer\n  tapedeck sessions list journals/ --session-key auto --idle-split 10m --json")]
+    #[command(
+        after_help = "Examples:\n  tapedeck sessions list journals/\n  tapedeck sessions list capture.jsonl.zst --role trainer\n  tapedeck sessions list journals/ --session-key auto --idle-split 10m --json"
+    )]
     List {
         #[command(flatten)]
         /// The journals and how to group them.
@@ -53,7 +55,9 @@ pub enum SessionsCommand {
         json: bool,
     },
     /// Every exchange of one session.
-    #[command(after_help = "Examples:\n  tapedeck sessions show journals/ --session sub:42\n  tapedeck sessions show capture.jsonl.zst --session 'sub:42#2' --bodies")]
+    #[command(
+        after_help = "Examples:\n  tapedeck sessions show journals/ --session sub:42\n  tapedeck sessions show capture.jsonl.zst --session 'sub:42#2' --bodies"
+    )]
     Show {
         #[command(flatten)]
         /// The journals and how to group them.
@@ -69,7 +73,9 @@ pub enum SessionsCommand {
         json: bool,
     },
     /// Endpoint mix per role next to the profile's expected task weights; exchanges, bytes, time span.
-    #[command(after_help = "Examples:\n  tapedeck sessions stats journals/\n  tapedeck sessions stats journals/ --profile myapp-profile.json --json")]
+    #[command(
+        after_help = "Examples:\n  tapedeck sessions stats journals/\n  tapedeck sessions stats journals/ --profile myapp-profile.json --json"
+    )]
     Stats {
         #[command(flatten)]
         /// The journals and how to group them.
@@ -79,14 +85,18 @@ pub enum SessionsCommand {
         json: bool,
     },
     /// Check journal integrity: frames, records, truncated tail. Exit 2 if any journal is damaged.
-    #[command(after_help = "Examples:\n  tapedeck sessions verify journals/\n  tapedeck sessions verify capture-20261126T101500.000Z-0000.jsonl.zst")]
+    #[command(
+        after_help = "Examples:\n  tapedeck sessions verify journals/\n  tapedeck sessions verify capture-20261126T101500.000Z-0000.jsonl.zst"
+    )]
     Verify {
         /// Journal files or directories holding them.
         #[arg(required = true, value_name = "JOURNAL")]
         journals: Vec<PathBuf>,
     },
     /// Write the sessions or exchanges that match to a new journal.
-    #[command(after_help = "Examples:\n  tapedeck sessions filter journals/ -o trainers.jsonl.zst --role trainer\n  tapedeck sessions filter journals/ -o feed.jsonl.zst --endpoint 'Social Feed' --since +5m --until +10m\n  tapedeck sessions filter journals/ -o morning.jsonl.zst --since 2026-11-26T08:00:00Z --until 2026-11-26T12:00:00Z")]
+    #[command(
+        after_help = "Examples:\n  tapedeck sessions filter journals/ -o trainers.jsonl.zst --role trainer\n  tapedeck sessions filter journals/ -o feed.jsonl.zst --endpoint 'Social Feed' --since +5m --until +10m\n  tapedeck sessions filter journals/ -o morning.jsonl.zst --since 2026-11-26T08:00:00Z --until 2026-11-26T12:00:00Z"
+    )]
     Filter {
         #[command(flatten)]
         /// The journals and how to group them.
@@ -108,7 +118,9 @@ pub enum SessionsCommand {
         endpoint: Option<String>,
     },
     /// Convert a HAR 1.2 file (e.g. saved from browser devtools) to a journal.
-    #[command(after_help = "Examples:\n  tapedeck sessions import-har app.har -o app.jsonl.zst\n  tapedeck sessions import-har app.har -o app.jsonl.zst --session-key cookie:sessionid")]
+    #[command(
+        after_help = "Examples:\n  tapedeck sessions import-har app.har -o app.jsonl.zst\n  tapedeck sessions import-har app.har -o app.jsonl.zst --session-key cookie:sessionid"
+    )]
     ImportHar {
         /// The HAR file.
         #[arg(value_name = "FILE.har")]
@@ -121,7 +133,9 @@ pub enum SessionsCommand {
         session_key: SessionKey,
     },
     /// Convert journals to a HAR 1.2 file.
-    #[command(after_help = "Examples:\n  tapedeck sessions export-har journals/ -o capture.har\n  tapedeck sessions export-har journals/ -o one.har --session sub:42")]
+    #[command(
+        after_help = "Examples:\n  tapedeck sessions export-har journals/ -o capture.har\n  tapedeck sessions export-har journals/ -o one.har --session sub:42"
+    )]
     ExportHar {
         #[command(flatten)]
         /// The journals and how to group them.
@@ -169,11 +183,9 @@ pub fn run(cmd: SessionsCommand) -> Result<Outcome, Error> {
             out,
             session_key,
         } => import_har(&file, &out, &session_key),
-        SessionsCommand::ExportHar {
-            read,
-            out,
-            session,
-        } => export_har(&read, &out, session.as_deref()),
+        SessionsCommand::ExportHar { read, out, session } => {
+            export_har(&read, &out, session.as_deref())
+        }
     }
 }
 
@@ -204,11 +216,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
         "d" => value * 86400.0,
-        other => {
-            return Err(format!(
-                "{s:?}: unknown unit {other:?} (use ms, s, m, h)"
-            ))
-        }
+        other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m, h)")),
     };
     if !secs.is_finite() || secs > 1e10 {
         return Err(format!("{s:?} is too long"));
@@ -228,7 +236,8 @@ fn parse_time(flag: &str, s: &str, origin: DateTime<Utc>) -> Result<DateTime<Utc
         }
     }
     if let Ok(d) = parse_duration(t.trim_start_matches('+')) {
-        let d = chrono::Duration::from_std(d).map_err(|e| Error::Usage(format!("{flag} {s:?}: {e}")))?;
+        let d = chrono::Duration::from_std(d)
+            .map_err(|e| Error::Usage(format!("{flag} {s:?}: {e}")))?;
         return Ok(origin + d);
     }
     Err(Error::Usage(format!(
@@ -300,7 +309,15 @@ fn list(read: &ReadArgs, role: Option<&str>, as_json: bool) -> Result<Outcome, E
         print_json(&json!({ "sessions": items }));
         return Ok(Outcome::Success);
     }
-    let mut t = Table::new(&["SESSION", "ROLE", "USER", ">REQUESTS", ">FAILED", "START", ">SPAN"]);
+    let mut t = Table::new(&[
+        "SESSION",
+        "ROLE",
+        "USER",
+        ">REQUESTS",
+        ">FAILED",
+        "START",
+        ">SPAN",
+    ]);
     for s in &sessions {
         t.row(vec![
             s.id.clone(),
@@ -371,7 +388,15 @@ fn show(read: &ReadArgs, id: &str, bodies: bool, as_json: bool) -> Result<Outcom
         format_duration(s.span())
     );
     let mut t = Table::new(&[
-        ">OFFSET", "METHOD", "ENDPOINT", "PATH", ">STATUS", ">TTFB ms", ">TOTAL ms", ">REQ B", ">RESP B",
+        ">OFFSET",
+        "METHOD",
+        "ENDPOINT",
+        "PATH",
+        ">STATUS",
+        ">TTFB ms",
+        ">TOTAL ms",
+        ">REQ B",
+        ">RESP B",
     ]);
     let mut details = Vec::new();
     for e in &s.exchanges {
@@ -381,7 +406,8 @@ fn show(read: &ReadArgs, id: &str, bodies: bool, as_json: bool) -> Result<Outcom
             e.request.method.clone(),
             endpoint(&loaded.namer, e),
             e.request.uri.clone(),
-            e.status().map_or_else(|| "-".to_string(), |s| s.to_string()),
+            e.status()
+                .map_or_else(|| "-".to_string(), |s| s.to_string()),
             format!("{:.1}", e.ttfb_us as f64 / 1000.0),
             format!("{:.1}", e.duration_us as f64 / 1000.0),
             e.request.body.len.to_string(),
@@ -566,7 +592,11 @@ fn pct(v: &serde_json::Value) -> String {
         .map_or_else(|| "-".to_string(), |f| format!("{:.1}%", f * 100.0))
 }
 
-fn print_stats_text(report: &serde_json::Value, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) {
+fn print_stats_text(
+    report: &serde_json::Value,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+) {
     let span = match (start, end) {
         (Some(s), Some(e)) => format!(
             "{} .. {} ({})",
@@ -577,8 +607,9 @@ fn print_stats_text(report: &serde_json::Value, start: Option<DateTime<Utc>>, en
         _ => "no exchanges".to_string(),
     };
     println!(
-        "{} journals ({} damaged), {} exchanges, {} sessions, {} of bodies, {}",
+        "{} journal{} ({} damaged), {} exchanges, {} sessions, {} of bodies, {}",
         report["files"],
+        if report["files"] == 1 { "" } else { "s" },
         report["damaged_files"],
         report["exchanges"],
         report["sessions"],
@@ -606,7 +637,14 @@ fn print_stats_text(report: &serde_json::Value, start: Option<DateTime<Utc>>, en
             r["role"].as_str().unwrap_or("")
         );
         let mut t = Table::new(&[
-            "ENDPOINT", ">REQUESTS", ">SHARE", ">TASK MIX", ">EXPECTED", ">FAILED", ">p50 ms", ">p95 ms",
+            "ENDPOINT",
+            ">REQUESTS",
+            ">SHARE",
+            ">TASK MIX",
+            ">EXPECTED",
+            ">FAILED",
+            ">p50 ms",
+            ">p95 ms",
         ]);
         for e in r["endpoints"].as_array().into_iter().flatten() {
             let requests = e["requests"].as_u64().unwrap_or(0);
@@ -617,8 +655,16 @@ fn print_stats_text(report: &serde_json::Value, start: Option<DateTime<Utc>>, en
                 pct(&e["task_share"]),
                 pct(&e["expected_share"]),
                 e["failures"].to_string(),
-                if requests == 0 { "-".into() } else { format!("{:.1}", e["p50_ms"].as_f64().unwrap_or(0.0)) },
-                if requests == 0 { "-".into() } else { format!("{:.1}", e["p95_ms"].as_f64().unwrap_or(0.0)) },
+                if requests == 0 {
+                    "-".into()
+                } else {
+                    format!("{:.1}", e["p50_ms"].as_f64().unwrap_or(0.0))
+                },
+                if requests == 0 {
+                    "-".into()
+                } else {
+                    format!("{:.1}", e["p95_ms"].as_f64().unwrap_or(0.0))
+                },
             ]);
         }
         print!("{}", t.render("  "));
@@ -642,7 +688,9 @@ fn verify(args: &[PathBuf]) -> Result<Outcome, Error> {
         let count = reader.by_ref().count() as u64;
         let report = reader.report();
         let closing = match &report.stats {
-            Some(s) if s.exchanges == count => format!("finished cleanly ({} dropped by the capture)", s.dropped),
+            Some(s) if s.exchanges == count => {
+                format!("finished cleanly ({} dropped by the capture)", s.dropped)
+            }
             Some(s) => format!("closing line says {} exchanges", s.exchanges),
             None => "not finished (no closing stats line)".to_string(),
         };
@@ -660,7 +708,9 @@ fn verify(args: &[PathBuf]) -> Result<Outcome, Error> {
                 what.push_str(&format!("; {closing} but {count} were read"));
             }
             println!("{what}");
-            let detail = what.split_once(": ").map_or(what.clone(), |x| x.1.to_string());
+            let detail = what
+                .split_once(": ")
+                .map_or(what.clone(), |x| x.1.to_string());
             bad.push((path.clone(), detail));
         }
     }
@@ -671,7 +721,11 @@ fn verify(args: &[PathBuf]) -> Result<Outcome, Error> {
             what: if bad.len() == 1 {
                 format!("damaged journal: {what}")
             } else {
-                format!("damaged journal: {what} (and {} more damaged of {})", bad.len() - 1, paths.len())
+                format!(
+                    "damaged journal: {what} (and {} more damaged of {})",
+                    bad.len() - 1,
+                    paths.len()
+                )
             },
         }),
     }
@@ -796,8 +850,11 @@ fn import_har(file: &Path, out: &Path, key: &SessionKey) -> Result<Outcome, Erro
         writer.write(e)?;
     }
     let summary = writer.finish()?;
-    let sessions: std::collections::HashSet<&str> =
-        imported.exchanges.iter().map(|e| e.session.as_str()).collect();
+    let sessions: std::collections::HashSet<&str> = imported
+        .exchanges
+        .iter()
+        .map(|e| e.session.as_str())
+        .collect();
     println!(
         "imported {} exchanges ({} sessions) from {} to {}",
         summary.exchanges,
@@ -881,8 +938,12 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("not a duration"));
     }
 
     #[test]
@@ -894,15 +955,23 @@ mod tests {
         assert_eq!(t, origin);
         let t = parse_time("--since", "2026-11-26 10:00:00", origin).unwrap();
         assert_eq!(t, origin);
-        let e = parse_time("--until", "tomorrow", origin).unwrap_err().to_string();
+        let e = parse_time("--until", "tomorrow", origin)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--until") && e.contains("tomorrow"), "{e}");
     }
 
     #[test]
     fn patterns_match() {
         assert!(matches_pattern("feed", "Social Feed"));
-        assert!(matches_pattern("GET /api/*/feed", "GET /api/v1/social/feed"));
-        assert!(matches_pattern("*products*", "GET /api/v1/marketplace/products/{id}"));
+        assert!(matches_pattern(
+            "GET /api/*/feed",
+            "GET /api/v1/social/feed"
+        ));
+        assert!(matches_pattern(
+            "*products*",
+            "GET /api/v1/marketplace/products/{id}"
+        ));
         assert!(!matches_pattern("POST *", "GET /x"));
         assert!(!matches_pattern("*feed", "Social Feed Old"));
     }

@@ -55,7 +55,8 @@ pub fn har_to_exchanges(har: &Value, key: &SessionKey) -> Result<HarImport, Stri
     let mut exchanges = Vec::with_capacity(entries.len());
     let mut upstream = None;
     for (i, entry) in entries.iter().enumerate() {
-        let (mut ex, origin) = entry_to_exchange(i, entry).map_err(|e| format!("entry {i}: {e}"))?;
+        let (mut ex, origin) =
+            entry_to_exchange(i, entry).map_err(|e| format!("entry {i}: {e}"))?;
         let first = upstream.get_or_insert_with(|| origin.clone());
         if *first != origin {
             ex.upstream = Some(origin);
@@ -93,7 +94,10 @@ fn headers_of(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
     };
     let mut out = Vec::with_capacity(list.len());
     for h in list {
-        let name = h.get("name").and_then(Value::as_str).ok_or("a header has no name")?;
+        let name = h
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("a header has no name")?;
         let value = h.get("value").and_then(Value::as_str).unwrap_or("");
         // HTTP/2 pseudo-headers (`:method`, ...) are not real header fields.
         if !name.starts_with(':') {
@@ -103,15 +107,24 @@ fn headers_of(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-fn body_of(text: Option<&Value>, encoding: Option<&Value>, size: Option<&Value>) -> Result<Body, String> {
+fn body_of(
+    text: Option<&Value>,
+    encoding: Option<&Value>,
+    size: Option<&Value>,
+) -> Result<Body, String> {
     let data = match text.and_then(Value::as_str) {
         None => Vec::new(),
-        Some(t) if encoding.and_then(Value::as_str) == Some("base64") => base64::engine::general_purpose::STANDARD
-            .decode(t.trim())
-            .map_err(|e| format!("body is marked base64 but is not: {e}"))?,
+        Some(t) if encoding.and_then(Value::as_str) == Some("base64") => {
+            base64::engine::general_purpose::STANDARD
+                .decode(t.trim())
+                .map_err(|e| format!("body is marked base64 but is not: {e}"))?
+        }
         Some(t) => t.as_bytes().to_vec(),
     };
-    let size = size.and_then(Value::as_i64).filter(|s| *s >= 0).map(|s| s as u64);
+    let size = size
+        .and_then(Value::as_i64)
+        .filter(|s| *s >= 0)
+        .map(|s| s as u64);
     let len = size.unwrap_or(data.len() as u64).max(data.len() as u64);
     Ok(Body {
         truncated: (data.len() as u64) < len,
@@ -127,7 +140,8 @@ fn entry_to_exchange(i: usize, e: &Value) -> Result<(Exchange, String), String> 
         .with_timezone(&Utc);
     let method = req_str(e, "request.method")?.to_string();
     let url_text = req_str(e, "request.url")?;
-    let url = url::Url::parse(url_text).map_err(|err| format!("request.url {url_text:?}: {err}"))?;
+    let url =
+        url::Url::parse(url_text).map_err(|err| format!("request.url {url_text:?}: {err}"))?;
     let origin = url.origin().ascii_serialization();
     let mut uri = url.path().to_string();
     if let Some(q) = url.query() {
@@ -162,7 +176,10 @@ fn entry_to_exchange(i: usize, e: &Value) -> Result<(Exchange, String), String> 
         .filter(|s| !s.is_empty())
         .map(str::to_string);
     let (response, error) = if status == 0 {
-        (None, Some(error_text.unwrap_or_else(|| "no response".to_string())))
+        (
+            None,
+            Some(error_text.unwrap_or_else(|| "no response".to_string())),
+        )
     } else {
         let status = u16::try_from(status).map_err(|_| "response.status out of range")?;
         let content = response.get("content");
@@ -172,7 +189,11 @@ fn entry_to_exchange(i: usize, e: &Value) -> Result<(Exchange, String), String> 
             content.and_then(|c| c.get("encoding")),
             tapedeck
                 .and_then(|t| t.get("response_body_len"))
-                .or_else(|| text.is_none().then(|| content.and_then(|c| c.get("size"))).flatten()),
+                .or_else(|| {
+                    text.is_none()
+                        .then(|| content.and_then(|c| c.get("size")))
+                        .flatten()
+                }),
         )?;
         (
             Some(RecordedResponse {
@@ -194,7 +215,11 @@ fn entry_to_exchange(i: usize, e: &Value) -> Result<(Exchange, String), String> 
     let duration_us = ms_to_us(e.get("time")).unwrap_or(ttfb_us).max(ttfb_us);
     let t_u64 = |k: &str| tapedeck.and_then(|t| t.get(k)).and_then(Value::as_u64);
     let conn = t_u64("conn")
-        .or_else(|| e.get("connection").and_then(Value::as_str).and_then(|c| c.parse().ok()))
+        .or_else(|| {
+            e.get("connection")
+                .and_then(Value::as_str)
+                .and_then(|c| c.parse().ok())
+        })
         .unwrap_or(0);
     let ex = Exchange {
         id: t_u64("id").unwrap_or(i as u64),
@@ -282,7 +307,10 @@ fn absolute_url(ex: &Exchange, upstream: &str) -> String {
 
 /// A HAR 1.2 document of `exchanges` (recorded in front of `upstream`).
 pub fn exchanges_to_har(exchanges: &[Exchange], upstream: &str) -> Value {
-    let entries: Vec<Value> = exchanges.iter().map(|ex| entry_json(ex, upstream)).collect();
+    let entries: Vec<Value> = exchanges
+        .iter()
+        .map(|ex| entry_json(ex, upstream))
+        .collect();
     json!({
         "log": {
             "version": "1.2",
@@ -311,7 +339,8 @@ fn entry_json(ex: &Exchange, upstream: &str) -> Value {
     request.insert("queryString".into(), Value::Array(query));
     if !ex.request.body.data.is_empty() || ex.request.body.len > 0 {
         let (text, encoding) = body_json(&ex.request.body);
-        let mime = header(&ex.request.headers, "content-type").unwrap_or("application/octet-stream");
+        let mime =
+            header(&ex.request.headers, "content-type").unwrap_or("application/octet-stream");
         let mut post = json!({"mimeType": mime, "text": text});
         if let Some(enc) = encoding {
             post["encoding"] = json!(enc);

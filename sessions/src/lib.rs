@@ -6,6 +6,27 @@
 //! from damaged ones), groups exchanges into user sessions, classifies
 //! sessions by role, names endpoints from an application profile, and
 //! converts to and from HAR.
+//!
+//! ```
+//! use tapedeck_sessions::{group_sessions, read_all, GroupOptions, JournalWriter, Profile};
+//! # fn main() -> Result<(), tapedeck_sessions::Error> {
+//! # let dir = std::env::temp_dir().join(format!("tapedeck-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).expect("temp dir");
+//! let path = dir.join("capture.jsonl.zst");
+//! let writer = JournalWriter::create_file(&path, "http://127.0.0.1:8000")?;
+//! // writer.write(&exchange)? for each recorded exchange, then:
+//! writer.finish()?;
+//!
+//! let journals = read_all(&[path])?;
+//! assert!(journals.files[0].report.is_clean());
+//! let sessions = group_sessions(journals.exchanges, &GroupOptions::default(), &Profile::builtin());
+//! for s in &sessions {
+//!     println!("{} {} {} requests", s.id, s.role, s.exchanges.len());
+//! }
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -197,55 +197,56 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 // === wire forms ===
 //
 // The journal line keeps the body inline with the message fields
-// (`"body"` or `"body_b64"`, `"body_len"`, `"body_truncated"`), so the
-// in-memory types convert through these flat structs.
+// (`"body"` or `"body_b64"`, `"body_len"`, `"body_truncated"`). Serializing
+// borrows the message (no copies on the capture hot path); deserializing
+// reads one flat struct, which is much faster than `#[serde(flatten)]`.
 
-#[derive(Serialize, Deserialize)]
-struct WireBody {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+/// A body as it goes on the wire: text borrowed, anything else base64.
+fn wire_body(b: &Body) -> (Option<&str>, Option<String>) {
+    match std::str::from_utf8(&b.data) {
+        Ok(s) => (Some(s), None),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(&b.data)),
+        ),
+    }
+}
+
+fn body_from_wire<E: serde::de::Error>(
     body: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     body_b64: Option<String>,
-    #[serde(default)]
     body_len: Option<u64>,
-    #[serde(default)]
+    body_truncated: bool,
+) -> Result<Body, E> {
+    let data = match (body, body_b64) {
+        (Some(s), _) => s.into_bytes(),
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD
+            .decode(b.as_bytes())
+            .map_err(|e| E::custom(format!("body_b64 is not base64: {e}")))?,
+        (None, None) => Vec::new(),
+    };
+    Ok(Body {
+        len: body_len.unwrap_or(data.len() as u64),
+        data,
+        truncated: body_truncated,
+    })
+}
+
+#[derive(Serialize)]
+struct WireRequestRef<'a> {
+    method: &'a str,
+    uri: &'a str,
+    version: &'a str,
+    headers: &'a [(String, String)],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_b64: Option<String>,
+    body_len: u64,
     body_truncated: bool,
 }
 
-impl WireBody {
-    fn from_body(b: &Body) -> Self {
-        let (body, body_b64) = match std::str::from_utf8(&b.data) {
-            Ok(s) => (Some(s.to_string()), None),
-            Err(_) => (
-                None,
-                Some(base64::engine::general_purpose::STANDARD.encode(&b.data)),
-            ),
-        };
-        WireBody {
-            body,
-            body_b64,
-            body_len: Some(b.len),
-            body_truncated: b.truncated,
-        }
-    }
-
-    fn into_body<E: serde::de::Error>(self) -> Result<Body, E> {
-        let data = match (self.body, self.body_b64) {
-            (Some(s), _) => s.into_bytes(),
-            (None, Some(b)) => base64::engine::general_purpose::STANDARD
-                .decode(b.as_bytes())
-                .map_err(|e| E::custom(format!("body_b64 is not base64: {e}")))?,
-            (None, None) => Vec::new(),
-        };
-        Ok(Body {
-            len: self.body_len.unwrap_or(data.len() as u64),
-            data,
-            truncated: self.body_truncated,
-        })
-    }
-}
-
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct WireRequest {
     method: String,
     uri: String,
@@ -253,17 +254,41 @@ struct WireRequest {
     version: String,
     #[serde(default)]
     headers: Vec<(String, String)>,
-    #[serde(flatten)]
-    body: WireBody,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    body_b64: Option<String>,
+    #[serde(default)]
+    body_len: Option<u64>,
+    #[serde(default)]
+    body_truncated: bool,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+struct WireResponseRef<'a> {
+    status: u16,
+    headers: &'a [(String, String)],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_b64: Option<String>,
+    body_len: u64,
+    body_truncated: bool,
+}
+
+#[derive(Deserialize)]
 struct WireResponse {
     status: u16,
     #[serde(default)]
     headers: Vec<(String, String)>,
-    #[serde(flatten)]
-    body: WireBody,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    body_b64: Option<String>,
+    #[serde(default)]
+    body_len: Option<u64>,
+    #[serde(default)]
+    body_truncated: bool,
 }
 
 fn default_version() -> String {
@@ -272,12 +297,16 @@ fn default_version() -> String {
 
 impl Serialize for RecordedRequest {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        WireRequest {
-            method: self.method.clone(),
-            uri: self.uri.clone(),
-            version: self.version.clone(),
-            headers: self.headers.clone(),
-            body: WireBody::from_body(&self.body),
+        let (body, body_b64) = wire_body(&self.body);
+        WireRequestRef {
+            method: &self.method,
+            uri: &self.uri,
+            version: &self.version,
+            headers: &self.headers,
+            body,
+            body_b64,
+            body_len: self.body.len,
+            body_truncated: self.body.truncated,
         }
         .serialize(s)
     }
@@ -291,17 +320,21 @@ impl<'de> Deserialize<'de> for RecordedRequest {
             uri: w.uri,
             version: w.version,
             headers: w.headers,
-            body: w.body.into_body()?,
+            body: body_from_wire(w.body, w.body_b64, w.body_len, w.body_truncated)?,
         })
     }
 }
 
 impl Serialize for RecordedResponse {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        WireResponse {
+        let (body, body_b64) = wire_body(&self.body);
+        WireResponseRef {
             status: self.status,
-            headers: self.headers.clone(),
-            body: WireBody::from_body(&self.body),
+            headers: &self.headers,
+            body,
+            body_b64,
+            body_len: self.body.len,
+            body_truncated: self.body.truncated,
         }
         .serialize(s)
     }
@@ -313,7 +346,7 @@ impl<'de> Deserialize<'de> for RecordedResponse {
         Ok(RecordedResponse {
             status: w.status,
             headers: w.headers,
-            body: w.body.into_body()?,
+            body: body_from_wire(w.body, w.body_b64, w.body_len, w.body_truncated)?,
         })
     }
 }

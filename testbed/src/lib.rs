@@ -41,29 +41,29 @@
 //!
 //! | endpoint            | wait (ms) | work (units) | ≈ CPU (µs) |
 //! |---------------------|-----------|--------------|------------|
-//! | Register            | 6         | 600 + hash   | 140        |
-//! | Login               | 5         | 600 + hash   | 140        |
-//! | Social Feed         | 8         | 2200         | 150        |
-//! | Create Post         | 4         | 400          | 30         |
-//! | Like Post           | 2         | 150          | 10         |
-//! | Add Comment         | 3         | 300          | 20         |
-//! | Analytics Dashboard | 12        | 2900         | 200        |
-//! | Marketplace Browse  | 6         | 1450         | 100        |
-//! | Product Detail      | 3         | 300          | 20         |
-//! | Create Product      | 4         | 400          | 30         |
-//! | My Products         | 5         | 900          | 60         |
-//! | Create Workout      | 3         | 300          | 20         |
-//! | Log Food            | 3         | 300          | 20         |
-//! | User Profile        | 2         | 300          | 20         |
-//! | Trainer Content     | 4         | 400          | 30         |
+//! | Register            | 6         | 900 + hash   | 140        |
+//! | Login               | 5         | 900 + hash   | 140        |
+//! | Social Feed         | 8         | 3200         | 150        |
+//! | Create Post         | 4         | 650          | 30         |
+//! | Like Post           | 2         | 200          | 10         |
+//! | Add Comment         | 3         | 450          | 20         |
+//! | Analytics Dashboard | 12        | 4200         | 200        |
+//! | Marketplace Browse  | 6         | 2100         | 100        |
+//! | Product Detail      | 3         | 450          | 20         |
+//! | Create Product      | 4         | 650          | 30         |
+//! | My Products         | 5         | 1300         | 60         |
+//! | Create Workout      | 3         | 450          | 20         |
+//! | Log Food            | 3         | 450          | 20         |
+//! | User Profile        | 2         | 450          | 20         |
+//! | Trainer Content     | 4         | 650          | 30         |
 //!
-//! A unit is one SHA-256 of 32 bytes (about 70 ns on an x86-64 core with
-//! SHA extensions, which the CPU column assumes); a password hash is 1500
-//! rounds of salted SHA-256. The work is a fixed count, not a calibrated
-//! time, so both releases do exactly the same work on any machine. Costs
-//! that would grow as a long run adds data are bounded: the dashboard
-//! aggregates a user's newest 500 workouts and meals, a marketplace search
-//! looks at the newest 1000 products.
+//! A unit is one SHA-256 block (about 47 ns on an x86-64 core with SHA
+//! extensions, which the CPU column assumes); a password hash is 1500
+//! rounds of salted SHA-256 (about 100 µs). The work is a fixed count,
+//! not a calibrated time, so both releases do exactly the same work on
+//! any machine. Costs that would grow as a long run adds data are
+//! bounded: the dashboard aggregates a user's newest 500 workouts and
+//! meals, a marketplace search looks at the newest 1000 products.
 //!
 //! **Release b** is release a plus two changes and nothing else: Social
 //! Feed's wait and work are 30 % larger ([`FEED_REGRESSION`]), and

@@ -287,14 +287,17 @@ pub fn html_compare(c: &Comparison) -> String {
     if !c.errors.is_empty() {
         body.push_str("<section><h2>Failures that changed</h2><div class=\"tablewrap\"><table><tr><th>Endpoint</th><th class=\"l\">Error</th><th>base</th><th>candidate</th></tr>\n");
         for f in &c.errors {
-            let _ =
-                writeln!(
+            let _ = writeln!(
                 body,
                 "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td{}>{}</td></tr>",
                 esc(&f.endpoint),
                 esc(&f.error),
                 f.base,
-                if f.candidate > f.base { " class=\"up\"" } else { "" },
+                if f.candidate > f.base {
+                    " class=\"up\""
+                } else {
+                    ""
+                },
                 f.candidate
             );
         }

@@ -118,6 +118,7 @@ pub(crate) fn session_plan(
     let mut jwts: Vec<RecordedJwt> = Vec::new();
     let mut jwt_index: HashMap<String, u32> = HashMap::new();
     let mut requests = Vec::with_capacity(exchanges.len());
+    let mut redacted_login = false;
     let mut spots_buf = Vec::new();
     let mut produced_buf = Vec::new();
 
@@ -167,6 +168,9 @@ pub(crate) fn session_plan(
                 }
                 if f == Field::Password && registered_login(&spots_buf, &registered) {
                     continue;
+                }
+                if f == Field::Password && spot.value.starts_with("<redacted:") && !cx.credentials {
+                    redacted_login = true;
                 }
                 if cx.credentials {
                     holes.push(hole(spot, Fill::Credential(f)));
@@ -236,7 +240,7 @@ pub(crate) fn session_plan(
                 holes.push(hole(spot, Fill::Registered(i as u32)));
                 continue;
             }
-            if cx.jwt_secret && matches!(spot.place, Place::Header { bearer: true, .. }) {
+            if cx.jwt_secret && spot.place.is_bearer() {
                 if let Some(jwt) = RecordedJwt::parse(&spot.value) {
                     let next = jwts.len() as u32;
                     let i = *jwt_index.entry(spot.value.clone()).or_insert_with(|| {
@@ -324,6 +328,7 @@ pub(crate) fn session_plan(
         registered,
         jwts,
         requests,
+        redacted_login,
     }
 }
 

@@ -4,9 +4,10 @@
 //! Choices, so every VU is its own user where the server allows it:
 //! - `--credentials users.csv` (`username,password,role` header row): the
 //!   login body of a VU's session (`username`/`email`/`password` fields) is
-//!   rewritten to a row of the VU's role. The k-th VU of a role in this
-//!   process takes row `k mod pool`; with fewer rows than VUs, rows are
-//!   shared and a warning is printed once per role.
+//!   rewritten to a row of the VU's role. The k-th VU of a role takes row
+//!   `k mod pool` (k counted in this process, or over the whole run when
+//!   the engine passes it, so shards do not share rows); with fewer rows
+//!   than VUs, rows are shared and a warning is printed once per role.
 //! - Registration bodies get `_vu{N}_{loop}` appended to the username (and
 //!   to the local part of the email), deterministic from the global VU
 //!   number and the VU's loop counter, so no two VUs and no two loops of one
@@ -116,11 +117,18 @@ impl Pools {
         Ok(pools)
     }
 
-    /// The row for the next VU of `role`; `None` when the file has no row of
-    /// that role.
+    /// The row for the next VU of `role` in this process; `None` when the
+    /// file has no row of that role.
     pub(crate) fn take(&self, role: &str) -> Option<Credential> {
         let pool = self.by_role.get(role)?;
         let k = pool.taken.fetch_add(1, Ordering::Relaxed);
+        self.row(role, k)
+    }
+
+    /// The row of the `k`-th VU of `role` (row `k mod rows`); warns once
+    /// per role when rows have to be shared.
+    pub(crate) fn row(&self, role: &str, k: u64) -> Option<Credential> {
+        let pool = self.by_role.get(role)?;
         let n = pool.rows.len() as u64;
         if k >= n && !pool.warned.swap(true, Ordering::Relaxed) {
             eprintln!(

@@ -51,6 +51,9 @@ pub(crate) struct SessionPlan {
     pub jwts: Vec<RecordedJwt>,
     /// One plan per exchange.
     pub requests: Vec<RequestPlan>,
+    /// A login sends a password the capture redacted (and no
+    /// `--credentials` replaces it): that login will fail.
+    pub redacted_login: bool,
 }
 
 /// One request: templates and what to learn from its response.

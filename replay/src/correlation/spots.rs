@@ -341,12 +341,13 @@ pub(crate) enum Encoding {
 /// Where in a request a value goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Place {
-    /// A header value (after `Bearer ` when `bearer`).
+    /// A header value, or the credentials after the scheme of an
+    /// `Authorization` header (`Bearer xyz`, `Token xyz`).
     Header {
         /// Lower-case header name.
         name: String,
-        /// The value follows `Bearer `.
-        bearer: bool,
+        /// The authorization scheme the value follows, e.g. `Bearer`.
+        scheme: Option<String>,
     },
     /// A `Cookie` pair.
     Cookie(String),
@@ -366,10 +367,22 @@ pub(crate) enum Place {
 }
 
 impl Place {
+    /// An `Authorization: Bearer ...` token.
+    pub(crate) fn is_bearer(&self) -> bool {
+        matches!(self, Place::Header { scheme: Some(s), .. } if s.eq_ignore_ascii_case("bearer"))
+    }
+
     /// The listing form.
     pub(crate) fn text(&self) -> String {
         match self {
-            Place::Header { name, bearer: true } => format!("header {name} (Bearer)"),
+            Place::Header {
+                name,
+                scheme: Some(_),
+            } if self.is_bearer() => format!("header {name} (Bearer)"),
+            Place::Header {
+                name,
+                scheme: Some(scheme),
+            } => format!("header {name} ({scheme})"),
             Place::Header { name, .. } => format!("header {name}"),
             Place::Cookie(n) => format!("cookie {n}"),
             Place::PathSegment { index, .. } => format!("path segment {index}"),
@@ -468,9 +481,14 @@ pub(crate) fn spots(uri: &str, headers: &[(String, String)], body: &str, out: &m
             }
             continue;
         }
-        let (bearer, start) = match value.get(..7) {
-            Some(p) if p.eq_ignore_ascii_case("bearer ") => (true, 7),
-            _ => (false, 0),
+        let (scheme, start) = match value.split_once(' ') {
+            Some((scheme, _))
+                if matches!(lname.as_str(), "authorization" | "proxy-authorization")
+                    && !scheme.is_empty() =>
+            {
+                (Some(scheme.to_string()), scheme.len() + 1)
+            }
+            _ => (None, 0),
         };
         let val = value[start..].trim_end();
         if val.is_empty() {
@@ -482,7 +500,7 @@ pub(crate) fn spots(uri: &str, headers: &[(String, String)], body: &str, out: &m
             value: val.to_string(),
             place: Place::Header {
                 name: lname,
-                bearer,
+                scheme,
             },
             encoding: Encoding::Raw,
         });
@@ -710,11 +728,12 @@ impl Scanner<'_, '_> {
                 Some(())
             }
             _ => {
-                // true, false, null
+                // true, false, null; anything else is malformed.
+                let start = self.pos;
                 while matches!(self.peek(), Some(b'a'..=b'z')) {
                     self.pos += 1;
                 }
-                Some(())
+                (self.pos > start).then_some(())
             }
         }
     }
@@ -784,6 +803,26 @@ mod tests {
     }
 
     #[test]
+    fn authorization_schemes() {
+        let spots = all(
+            "/",
+            &[
+                ("authorization", "bearer abc"),
+                ("Authorization", "Token 9f8e7d"),
+            ],
+            "",
+        );
+        assert_eq!(spots[1].place.text(), "header authorization (Bearer)");
+        assert!(spots[1].place.is_bearer());
+        assert_eq!(
+            (spots[2].value.as_str(), spots[2].range.clone()),
+            ("9f8e7d", 6..12)
+        );
+        assert_eq!(spots[2].place.text(), "header authorization (Token)");
+        assert!(!spots[2].place.is_bearer());
+    }
+
+    #[test]
     fn form_bodies() {
         let spots = all(
             "/login",
@@ -829,6 +868,28 @@ mod tests {
             );
         }
         assert!(out.iter().find(|p| p.value == "77").unwrap().id_named);
+    }
+
+    proptest::proptest! {
+        /// Any text, JSON or not, ends the scan without a panic, and every
+        /// visited range lies on character boundaries of the text.
+        #[test]
+        fn scanning_any_text_terminates(text in "[\\[\\]{}\":,a-z0-9\\\\ é@.-]{0,64}") {
+            let mut ranges = Vec::new();
+            scan_json(&text, &mut |_, r, _| ranges.push(r));
+            for r in ranges {
+                proptest::prop_assert!(text.get(r).is_some());
+            }
+            let mut out = Vec::new();
+            spots("/a/b?c=d", &[("content-type".into(), "application/json".into())], &text, &mut out);
+        }
+    }
+
+    #[test]
+    fn malformed_json_ends_the_scan() {
+        for text in ["[@]", "{\"a\":@}", "[1,", "{\"a", "\"\\"] {
+            scan_json(text, &mut |_, _, _| {});
+        }
     }
 
     #[test]

@@ -287,6 +287,20 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
 }
 
 #[test]
+fn redacted_login_passwords_without_credentials_are_warned_about() {
+    let mut session = student_session();
+    session.exchanges[0].request.body =
+        Body::new(br#"{"username":"student3","password":"<redacted:1f2e3d4c>"}"#.to_vec());
+    let c = Correlation::discover(std::slice::from_ref(&session), &enabled()).unwrap();
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+    assert!(c.warnings()[0].contains("--credentials"));
+    assert!(Correlation::discover(&[student_session()], &enabled())
+        .unwrap()
+        .warnings()
+        .is_empty());
+}
+
+#[test]
 fn credentials_give_each_vu_its_own_login() {
     let dir = tempfile::tempdir().unwrap();
     let csv = write(&dir, "users.csv", "username,password,role\nstudent1,pw1,student\nstudent2,pw2,student\ntrainer1,tpw,trainer\n");
@@ -310,6 +324,11 @@ fn credentials_give_each_vu_its_own_login() {
     assert_eq!(bodies[0], r#"{"username":"student1","password":"pw1"}"#);
     assert_eq!(bodies[1], r#"{"username":"student2","password":"pw2"}"#);
     assert_eq!(bodies[2], bodies[0], "the pool wraps");
+    // Counted over the whole run (shards), the n-th VU of a role gets row n.
+    let mut vu = c.new_vu_nth(7, "student", 1);
+    c.start_session(&mut vu, 0);
+    let o = c.rewrite(&mut vu, at(0), req);
+    assert_eq!(&o.body[..], br#"{"username":"student2","password":"pw2"}"#);
 }
 
 #[test]

@@ -119,10 +119,14 @@ fn missing_required_fields_name_the_entry() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.har");
     std::fs::write(&path, serde_json::to_vec(&har).unwrap()).unwrap();
-    let e = import_har(&path, &SessionKey::Auto).unwrap_err().to_string();
+    let e = import_har(&path, &SessionKey::Auto)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bad.har") && e.contains("entry 2"), "{e}");
     std::fs::write(&path, b"<html>").unwrap();
-    let e = import_har(&path, &SessionKey::Auto).unwrap_err().to_string();
+    let e = import_har(&path, &SessionKey::Auto)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bad.har") && e.contains("not JSON"), "{e}");
 }
 
@@ -147,7 +151,10 @@ fn sample(id: u64, req_body: Vec<u8>, resp_body: Vec<u8>) -> Exchange {
         },
         response: Some(RecordedResponse {
             status: 201,
-            headers: vec![("set-cookie".into(), "a=1".into()), ("set-cookie".into(), "b=2".into())],
+            headers: vec![
+                ("set-cookie".into(), "a=1".into()),
+                ("set-cookie".into(), "b=2".into()),
+            ],
             body: Body::new(resp_body),
         }),
         error: None,
@@ -178,8 +185,14 @@ fn export_then_import_round_trips() {
     };
     let har = exchanges_to_har(&exs, "http://127.0.0.1:8000");
     assert_eq!(har["log"]["version"], "1.2");
-    assert_eq!(har["log"]["entries"][1]["request"]["postData"]["encoding"], "base64");
-    assert_eq!(har["log"]["entries"][1]["response"]["content"]["encoding"], "base64");
+    assert_eq!(
+        har["log"]["entries"][1]["request"]["postData"]["encoding"],
+        "base64"
+    );
+    assert_eq!(
+        har["log"]["entries"][1]["response"]["content"]["encoding"],
+        "base64"
+    );
     assert_eq!(
         har["log"]["entries"][0]["request"]["url"],
         "http://other.example:8080/api/v1/social/posts?tag=a%20b&x=1"

@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use chrono::DateTime;
-use zstd::stream::raw::{Decoder, Operation};
+use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 
 use crate::model::{ClosingStats, Exchange, JournalHeader, Record, FORMAT_NAME, FORMAT_VERSION};
 use crate::Error;
@@ -15,7 +15,7 @@ use crate::Error;
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// Input is read in chunks of this size.
 const READ_CHUNK: usize = 128 * 1024;
-/// Decoded output is produced in steps of this size.
+/// Decoded output grows by at least this much per decode step.
 const OUTPUT_STEP: usize = 128 * 1024;
 /// A frame's lines are held back until its checksum is verified, unless the
 /// frame grows past this; then complete lines are released as they decode,
@@ -159,7 +159,6 @@ pub struct JournalReader {
     /// File offset of `input[0]`.
     in_offset: u64,
     decoder: Decoder<'static>,
-    step: Vec<u8>,
     /// Decoded bytes of the current frame.
     frame: Vec<u8>,
     /// Lines before this index may be yielded.
@@ -214,7 +213,6 @@ impl JournalReader {
                 path: path.to_path_buf(),
                 source: e,
             })?,
-            step: vec![0; OUTPUT_STEP],
             frame: Vec::new(),
             released: 0,
             line_pos: 0,
@@ -316,14 +314,10 @@ impl JournalReader {
     fn peek_line(&mut self) -> Option<(usize, usize)> {
         while self.line_pos < self.released {
             let rest = &self.frame[self.line_pos..self.released];
-            let end = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(self.released, |i| self.line_pos + i);
-            if self.frame[self.line_pos..end]
-                .iter()
-                .all(u8::is_ascii_whitespace)
-            {
+            let end = memchr::memchr(b'\n', rest).map_or(self.released, |i| self.line_pos + i);
+            let line = &self.frame[self.line_pos..end];
+            // Record lines start with `{`; only other lines need the full check.
+            if line.first() != Some(&b'{') && line.iter().all(u8::is_ascii_whitespace) {
                 self.line_pos = end;
                 self.skip_newline();
                 continue;
@@ -418,20 +412,23 @@ impl JournalReader {
                         self.skip_damage(start, Failure::Incomplete)?;
                         continue;
                     }
-                    let status = match self
-                        .decoder
-                        .run_on_buffers(&self.input[self.in_pos..self.in_end], &mut self.step)
-                    {
-                        Ok(s) => s,
+                    // Decode straight into the frame buffer's spare capacity.
+                    self.frame.reserve(OUTPUT_STEP);
+                    let before = self.frame.len();
+                    let mut input = InBuffer::around(&self.input[self.in_pos..self.in_end]);
+                    let mut output = OutBuffer::around_pos(&mut self.frame, before);
+                    let result = self.decoder.run(&mut input, &mut output);
+                    let written = output.pos() - before;
+                    let read = input.pos();
+                    let remaining = match result {
+                        Ok(r) => r,
                         Err(_) => {
                             self.skip_damage(start, Failure::Corrupt)?;
                             continue;
                         }
                     };
-                    self.in_pos += status.bytes_read;
-                    self.frame
-                        .extend_from_slice(&self.step[..status.bytes_written]);
-                    if status.remaining == 0 {
+                    self.in_pos += read;
+                    if remaining == 0 {
                         self.report.frames += 1;
                         self.released = self.frame.len();
                         self.state = State::Between;
@@ -440,7 +437,7 @@ impl JournalReader {
                         }
                         continue;
                     }
-                    if status.bytes_read == 0 && status.bytes_written == 0 {
+                    if read == 0 && written == 0 {
                         self.stalls += 1;
                         if self.stalls > 2 {
                             self.skip_damage(start, Failure::Corrupt)?;
