@@ -177,26 +177,34 @@ if [ "$IDLE" -gt 0 ]; then
   RSS_BEFORE=$(td_rss_kib)
   python3 - "$TD_PORT" "$IDLE" "$PATH_Q" "$WORK/idle.ready" "$WORK/idle.stop" <<'PY' &
 import os, resource, socket, sys, time
+from concurrent.futures import ThreadPoolExecutor
 port, n, path, ready, stop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-socks, failed = [], 0
 req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-for i in range(n):
+def one(_):
+    # One request, response read in full; the connection then stays open idle.
     try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
         s.sendall(req)
         data = b""
         while b"\r\n\r\n" not in data:
-            data += s.recv(65536)
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
         length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
         while len(rest) < length:
             rest += s.recv(65536)
-        socks.append(s)
-    except Exception as e:
-        failed += 1
-open(ready, "w").write(f"{len(socks)} {failed}")
+        return s
+    except Exception:
+        return None
+with ThreadPoolExecutor(64) as pool:
+    results = list(pool.map(one, range(n)))
+socks = [s for s in results if s is not None]
+failed = n - len(socks)
+open(ready, "w").write(f"{len(socks)} {failed}\n")
 for _ in range(600):
     if os.path.exists(stop):
         break
@@ -216,7 +224,8 @@ print(f"idle connections still open at the end: {alive} of {len(socks)}")
 PY
   IDLE_PID=$!
   PIDS+=($IDLE_PID)
-  for _ in $(seq 1200); do [ -f "$WORK/idle.ready" ] && break; sleep 0.1; done
+  for _ in $(seq 3000); do [ -f "$WORK/idle.ready" ] && break; sleep 0.1; done
+  [ -f "$WORK/idle.ready" ] || { echo "error: could not open $IDLE connections in 300 s" >&2; exit 1; }
   read -r OPENED FAILED <"$WORK/idle.ready"
   RSS_IDLE=$(td_rss_kib)
   DROP0=$(td_dropped)

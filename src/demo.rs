@@ -156,6 +156,19 @@ fn path_str(p: &Path) -> anyhow::Result<&str> {
         .with_context(|| format!("--out {}: path is not UTF-8", p.display()))
 }
 
+/// Writes `username,password,role` rows for the sample API's seeded users.
+fn write_seeded_credentials(path: &Path) -> anyhow::Result<()> {
+    use tapedeck_testbed::server::{SEEDED_PASSWORD, SEEDED_STUDENTS, SEEDED_TRAINERS};
+    let mut csv = String::from("username,password,role\n");
+    for i in 1..=SEEDED_STUDENTS {
+        csv.push_str(&format!("student{i},{SEEDED_PASSWORD},student\n"));
+    }
+    for i in 1..=SEEDED_TRAINERS {
+        csv.push_str(&format!("trainer{i},{SEEDED_PASSWORD},trainer\n"));
+    }
+    std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     let out = args.out.clone();
@@ -224,6 +237,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     progress.step("the recorded sessions");
     run_step(&["sessions", "stats", &journal_s])?;
 
+    // The capture redacted the recorded passwords, so every virtual user
+    // logs in with a row of the sample API's seeded accounts instead.
+    let users = out.join("users.csv");
+    write_seeded_credentials(&users)?;
+    let users_s = path_str(&users)?.to_string();
+
     // Fresh servers for every replay: the recording server's state and JWT
     // secret are not reused, so the replay must carry tokens and ids over
     // from live responses (correlation) to succeed.
@@ -255,6 +274,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
             &report,
             "--csv",
             &csv,
+            "--credentials",
+            &users_s,
             "--no-fail",
         ])?;
         server.stop()?;

@@ -203,6 +203,13 @@ fn replay_against_a_fresh_server_keeps_tokens_ids_and_identities_valid() {
     );
     let substituted: u64 = run.endpoints.iter().map(|e| e.substituted).sum();
     assert!(substituted > 0, "correlation substituted nothing");
+    // A value goes out uncorrelated only when the request producing it
+    // failed, and none did.
+    let uncorrelated: u64 = run.endpoints.iter().map(|e| e.uncorrelated).sum();
+    assert!(
+        uncorrelated <= run.total_failures(),
+        "{uncorrelated} uncorrelated sends"
+    );
 
     let replayed = journal(&seen);
     let (targets, missing) = post_targets(&replayed);

@@ -405,7 +405,7 @@ fn filter_writes_matching_sessions_and_exchanges() {
         "{}",
         stdout(&o)
     );
-    let got = read_all(&[out.clone()]).unwrap();
+    let got = read_all(std::slice::from_ref(&out)).unwrap();
     assert_eq!(got.exchanges.len(), 4);
     assert!(got.exchanges.iter().all(|e| e.session == "sub:9"));
     assert_eq!(got.upstream(), Some("http://127.0.0.1:9"));

@@ -8,6 +8,7 @@ mod capture;
 mod cli;
 mod correlation;
 mod readme;
+mod reliability;
 mod replay;
 mod sessions;
 mod testbed;

@@ -1,6 +1,6 @@
 //! `analyze compare` of two runs with 50 endpoints and 1 M requests each.
 //!
-//! `end_to_end` reads both report files (JSON + base64 + deflate
+//! The first benchmark reads both report files (JSON + base64 + deflate
 //! histograms), compares with statistics and renders the text table: what
 //! `tapedeck analyze compare --base a.json --candidate b.json` does after
 //! argument parsing. `compare_only` is the statistics alone.
@@ -12,6 +12,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tapedeck_analyze::cli::read_reports;
 use tapedeck_analyze::compare::{compare, CompareOptions};
 use tapedeck_analyze::render::text_compare;
 use tapedeck_analyze::report::{new_histogram, EndpointReport, RunReport};
@@ -44,9 +45,9 @@ fn synthetic_run(seed: u64, label: &str, slow: f64) -> RunReport {
 }
 
 fn end_to_end(a: &Path, b: &Path) -> String {
-    let base = RunReport::read(a).expect("base report");
-    let cand = RunReport::read(b).expect("candidate report");
-    let c = compare(&[base], &[cand], &CompareOptions::default());
+    let mut runs = read_reports(&[a.to_path_buf(), b.to_path_buf()]).expect("reports");
+    let cand = runs.split_off(1);
+    let c = compare(&runs, &cand, &CompareOptions::default());
     text_compare(&c, false)
 }
 

@@ -161,11 +161,35 @@ fn emit(output: &Option<PathBuf>, text: &str) -> Result<(), Error> {
     }
 }
 
-fn read_all(paths: &[PathBuf]) -> Result<Vec<RunReport>, Error> {
-    paths
-        .iter()
-        .map(|p| RunReport::read(p).map_err(Error::from))
-        .collect()
+/// Reads run reports for comparing (latency histograms only, see
+/// [`RunReport::read_latencies`]), several files at once (decoding
+/// histograms is most of the time `compare` takes), in the order given.
+pub fn read_reports(paths: &[PathBuf]) -> Result<Vec<RunReport>, Error> {
+    read_parallel(paths, RunReport::read_latencies)
+}
+
+fn read_parallel(
+    paths: &[PathBuf],
+    read: fn(&Path) -> Result<RunReport, crate::report::ReportError>,
+) -> Result<Vec<RunReport>, Error> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(workers.max(1)) {
+        let results: Vec<Result<RunReport, Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|p| scope.spawn(move || read(p).map_err(Error::from)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("reading a report does not panic"))
+                .collect()
+        });
+        for r in results {
+            out.push(r?);
+        }
+    }
+    Ok(out)
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -219,8 +243,10 @@ fn compare_cmd(a: CompareArgs) -> Result<Outcome, Error> {
     } else {
         (a.base.clone(), a.candidate.clone())
     };
-    let base = read_all(&base)?;
-    let cand = read_all(&cand)?;
+    let all: Vec<PathBuf> = base.iter().chain(&cand).cloned().collect();
+    let mut runs = read_reports(&all)?;
+    let cand = runs.split_off(base.len());
+    let base = runs;
     let opts = CompareOptions {
         noise: a.noise,
         ..CompareOptions::default()
@@ -276,7 +302,7 @@ fn check_cmd(a: CheckArgs) -> Result<Outcome, Error> {
 }
 
 fn merge_cmd(a: MergeArgs) -> Result<Outcome, Error> {
-    let shards = read_all(&a.shards)?;
+    let shards = read_parallel(&a.shards, RunReport::read)?;
     let merged = merge::merge(&shards).map_err(|e| match e {
         Error::Merge(why) => Error::Merge(format!("{why} (files: {})", names(&a.shards))),
         other => other,

@@ -33,8 +33,11 @@
 //!   pooled run-to-run standard deviation s with k_base + k_cand − 2 degrees
 //!   of freedom, and the floor is `max(--noise, exp(t · s · √(1/k_base +
 //!   1/k_cand)) − 1)` with t the Student critical value at α / m. That is a
-//!   t-test on the run level: with few runs t is large (2 + 2 runs: t ≈ 30),
-//!   so more runs buy a lower floor.
+//!   t-test on the run level, so more runs buy a lower floor. With few runs
+//!   t is huge (2 + 2 runs at α / 14: t ≈ 53), so the floor is capped at the
+//!   one-run floor below, unless the runs of a side themselves differ by
+//!   more than that (then their range is the cap): several runs never see
+//!   less than one run does.
 //! - With one run on a side, no spread can be measured: the floor is the
 //!   larger of `--noise` and [`SINGLE_RUN_DRIFT`] (20 %), and the output says
 //!   so. A real 10 % regression needs several runs per side to be seen.
@@ -275,6 +278,21 @@ pub struct SideInfo {
     pub timelines: Vec<Vec<TimelinePoint>>,
 }
 
+/// The A-vs-A control: the first two base runs compared with each other
+/// under the one-run rule. Two runs of one build: anything flagged here is
+/// noise, and the largest drift shows how much noise there is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Control {
+    /// Labels of the two base runs.
+    pub runs: [String; 2],
+    /// Endpoints the one-run rule would flag (should be none).
+    pub flagged: Vec<String>,
+    /// Largest |relative change| of p50 over judged endpoints.
+    pub max_p50_drift: f64,
+    /// The endpoint with that drift.
+    pub max_p50_drift_endpoint: String,
+}
+
 /// The whole comparison (`--format json` writes exactly this).
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
@@ -298,6 +316,8 @@ pub struct Comparison {
     pub geomean: Geomean,
     /// Things that make the comparison less trustworthy.
     pub warnings: Vec<String>,
+    /// Base run 1 against base run 2, when there are two base runs.
+    pub control: Option<Control>,
 }
 
 impl Comparison {
@@ -394,6 +414,16 @@ fn pooled_log_sd(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     Some((((ss(a) + ss(b)) / df).sqrt(), df))
 }
 
+/// (max − min) / pooled of per-run values (0 with fewer than two).
+fn relative_range(values: &[f64], pooled: f64) -> f64 {
+    if values.len() < 2 || pooled <= 0.0 {
+        return 0.0;
+    }
+    let max = values.iter().copied().fold(f64::MIN, f64::max);
+    let min = values.iter().copied().fold(f64::MAX, f64::min);
+    (max - min) / pooled
+}
+
 /// The run-level floor: `exp(t · s · √(1/ka + 1/kb)) − 1`.
 fn run_level_floor(a: &[f64], b: &[f64], alpha: f64) -> Option<(f64, f64)> {
     let (sd, df) = pooled_log_sd(a, b)?;
@@ -461,13 +491,21 @@ fn compare_endpoint(
     // Effect floors for the median and the mean.
     let single = o.noise.max(o.single_run_drift);
     let (floor_p50, floor_mean) = if multi_run {
-        let f50 = run_level_floor(&b.run_p50_ms, &c.run_p50_ms, alpha);
-        let fmean = run_level_floor(&b.run_means_ms, &c.run_means_ms, alpha);
-        out.spread = f50.map(|f| f.1);
-        (
-            f50.map_or(single, |f| o.noise.max(f.0)),
-            fmean.map_or(single, |f| o.noise.max(f.0)),
-        )
+        let floor = |bv: &[f64], bp: f64, cv: &[f64], cp: f64| -> (f64, Option<f64>) {
+            let Some((t_floor, sd)) = run_level_floor(bv, cv, alpha) else {
+                return (single, None);
+            };
+            // Few runs make the t-test floor huge (2 + 2 runs: t ≈ 50); the
+            // one-run assumption still caps it, unless the runs themselves
+            // drift further apart than that assumption.
+            let range = relative_range(bv, bp).max(relative_range(cv, cp));
+            let cap = o.single_run_drift.max(range);
+            (o.noise.max(t_floor.min(cap)), Some(sd))
+        };
+        let (f50, sd50) = floor(&b.run_p50_ms, b.p50_ms, &c.run_p50_ms, c.p50_ms);
+        let (fmean, _) = floor(&b.run_means_ms, b.mean_ms, &c.run_means_ms, c.mean_ms);
+        out.spread = sd50;
+        (f50, fmean)
     } else {
         (single, single)
     };
@@ -700,13 +738,14 @@ pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Co
     };
     let floor_rule = if multi_run {
         format!(
-            "{} base and {} candidate runs: a change must be significant (Mann–Whitney p < {:.2e} = {} / {} endpoints) and exceed, in both median and mean, the larger of --noise {:.0}% and the run-to-run noise (t-test on the runs' medians and means at the same level)",
+            "{} base and {} candidate runs: a change must be significant (Mann–Whitney p < {:.2e} = {} / {} endpoints) and exceed, in both median and mean, the larger of --noise {:.0}% and the run-to-run noise (t-test on the runs' medians and means at the same level; capped at {:.0}% unless a side's runs differ by more)",
             base.len(),
             cand.len(),
             alpha,
             o.alpha,
             judged,
-            o.noise * 100.0
+            o.noise * 100.0,
+            o.single_run_drift * 100.0
         )
     } else {
         format!(
@@ -719,6 +758,27 @@ pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Co
             o.single_run_drift * 100.0
         )
     };
+    let control = (base.len() >= 2).then(|| {
+        let c = compare(&base[..1], &base[1..2], o);
+        let judged = c.endpoints.iter().filter(|e| e.verdict != Verdict::Unknown);
+        let (max_p50_drift, max_p50_drift_endpoint) = judged
+            .filter_map(|e| e.change.p50.map(|d| (d.abs(), e.name.clone())))
+            .fold((0.0, String::new()), |m, x| if x.0 > m.0 { x } else { m });
+        Control {
+            runs: [base[0].label.clone(), base[1].label.clone()],
+            flagged: c
+                .endpoints
+                .iter()
+                .filter(|e| {
+                    matches!(e.verdict, Verdict::Slower | Verdict::Faster)
+                        || matches!(e.errors, ErrorVerdict::Up | ErrorVerdict::Down)
+                })
+                .map(|e| e.name.clone())
+                .collect(),
+            max_p50_drift,
+            max_p50_drift_endpoint,
+        }
+    });
     Comparison {
         format: COMPARE_FORMAT,
         version: COMPARE_VERSION,
@@ -734,5 +794,53 @@ pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Co
         } else {
             warnings(base, cand)
         },
+        control,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::JournalRef;
+
+    #[test]
+    fn target_shape_ignores_host_and_port_only() {
+        assert_eq!(
+            target_shape("http://127.0.0.1:8000"),
+            target_shape("http://10.0.0.5:9000")
+        );
+        assert_ne!(
+            target_shape("http://127.0.0.1:8000"),
+            target_shape("https://127.0.0.1:8000")
+        );
+        assert_ne!(
+            target_shape("http://a:1/api"),
+            target_shape("http://a:1/v2/api")
+        );
+        assert_ne!(
+            target_shape("https://api.x=http://127.0.0.1:1"),
+            target_shape("http://127.0.0.1:1")
+        );
+    }
+
+    #[test]
+    fn warns_about_journals_and_target_shape() {
+        let t = chrono::Utc::now();
+        let a = RunReport::new("a", "http://127.0.0.1:1", t);
+        let mut b = RunReport::new("b", "https://127.0.0.1:2", t);
+        b.journals.push(JournalRef {
+            path: "x.jsonl.zst".into(),
+            sha256: "00".into(),
+        });
+        b.partial = true;
+        let w = warnings(&[a], &[b]);
+        for want in [
+            "JOURNALS DIFFER",
+            "TARGET SHAPE DIFFERS",
+            "partial",
+            "one run on a side",
+        ] {
+            assert!(w.iter().any(|x| x.contains(want)), "{want}: {w:#?}");
+        }
     }
 }

@@ -119,8 +119,9 @@ pub struct EndpointReport {
     /// Latency from the intended send time, µs (coordinated omission corrected).
     #[serde(with = "histogram_base64")]
     pub histogram: Histogram<u64>,
-    /// Service time (from the actual send), µs.
-    #[serde(with = "histogram_base64")]
+    /// Service time (from the actual send), µs. Empty when absent (and in
+    /// reports read with [`RunReport::read_latencies`]).
+    #[serde(with = "histogram_base64", default = "new_histogram")]
     pub service_histogram: Histogram<u64>,
     /// Responses per status class (`2xx`, `4xx`, `5xx`, `error`).
     #[serde(default)]
@@ -284,6 +285,17 @@ impl RunReport {
 
     /// Reads and validates a report file.
     pub fn read(path: &Path) -> Result<RunReport, ReportError> {
+        Self::read_impl(path, false)
+    }
+
+    /// Like [`RunReport::read`], but leaves the service-time histograms
+    /// empty: decoding histograms is most of the cost of reading a report,
+    /// and comparing runs only needs the latency histograms.
+    pub fn read_latencies(path: &Path) -> Result<RunReport, ReportError> {
+        Self::read_impl(path, true)
+    }
+
+    fn read_impl(path: &Path, skip_service: bool) -> Result<RunReport, ReportError> {
         let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
             path: path.to_path_buf(),
             source,
@@ -292,8 +304,15 @@ impl RunReport {
             path: path.to_path_buf(),
             what,
         };
-        let value: serde_json::Value =
+        let mut value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        if skip_service {
+            if let Some(eps) = value.get_mut("endpoints").and_then(|e| e.as_array_mut()) {
+                for ep in eps.iter_mut().filter_map(|e| e.as_object_mut()) {
+                    ep.remove("service_histogram");
+                }
+            }
+        }
         if value.get("format").and_then(|f| f.as_str()) != Some(REPORT_FORMAT) {
             return Err(invalid(format!(
                 "not a tapedeck run report (no \"format\":\"{REPORT_FORMAT}\")"

@@ -512,6 +512,25 @@ mod tests {
         assert_eq!(merged, Buckets::from_histogram(&sum));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn merged_buckets_equal_added_histograms(
+            a in proptest::collection::vec(1u64..10_000_000, 0..300),
+            b in proptest::collection::vec(1u64..10_000_000, 0..300),
+        ) {
+            let (mut ha, mut hb) = (new_histogram(), new_histogram());
+            a.iter().for_each(|v| ha.record(*v).unwrap());
+            b.iter().for_each(|v| hb.record(*v).unwrap());
+            let merged = Buckets::merged(&[&Buckets::from_histogram(&ha), &Buckets::from_histogram(&hb)]);
+            ha.add(&hb).unwrap();
+            let direct = Buckets::from_histogram(&ha);
+            proptest::prop_assert_eq!(&merged, &direct);
+            let qs = [0.0, 0.5, 0.95, 0.99, 1.0];
+            let want: Vec<u64> = qs.iter().map(|q| if ha.is_empty() { 0 } else { ha.value_at_quantile(*q) }).collect();
+            proptest::prop_assert_eq!(merged.quantiles(&qs), want);
+        }
+    }
+
     #[test]
     fn proportions() {
         assert_eq!(two_proportion_p(0, 100, 0, 100), 1.0);

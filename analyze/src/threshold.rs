@@ -360,6 +360,23 @@ mod tests {
         assert_eq!(res[6].observed, "no requests");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errs_without_panicking(s in "\\PC{0,40}") {
+            if let Ok(t) = parse_threshold(&s) {
+                proptest::prop_assert!(t.limit.is_finite() && t.limit >= 0.0);
+            }
+        }
+
+        #[test]
+        fn written_forms_round_trip(ms in 0u32..100_000, pct in 0u32..100) {
+            let t = parse_threshold(&format!("Feed:p(99)<={ms}ms")).unwrap();
+            proptest::prop_assert_eq!(t.limit, ms as f64);
+            let t = parse_threshold(&format!("error_rate<{pct}%")).unwrap();
+            proptest::prop_assert!((t.limit - pct as f64 / 100.0).abs() < 1e-12);
+        }
+    }
+
     #[test]
     fn profile_gate_uses_critical_levels() {
         let ts = profile_thresholds(&Profile::builtin());

@@ -52,6 +52,7 @@ fn false_alarm_pairs(runs_per_side: usize, seed: u64) -> (usize, Vec<String>) {
                 .unwrap();
             assert_eq!(tc.verdict, Verdict::Unknown);
         }
+        assert_eq!(c.control.is_some(), runs_per_side >= 2);
         let f = flagged(&c);
         if f.is_empty() {
             clean += 1;
@@ -65,6 +66,12 @@ fn false_alarm_pairs(runs_per_side: usize, seed: u64) -> (usize, Vec<String>) {
 #[test]
 fn same_build_single_runs_are_not_flagged() {
     let (clean, alarms) = false_alarm_pairs(1, 7);
+    assert!(clean >= 19, "{clean}/20 clean: {alarms:#?}");
+}
+
+#[test]
+fn same_build_two_runs_are_not_flagged() {
+    let (clean, alarms) = false_alarm_pairs(2, 13);
     assert!(clean >= 19, "{clean}/20 clean: {alarms:#?}");
 }
 
@@ -247,4 +254,41 @@ fn faster_is_symmetric() {
     let like = c.endpoints.iter().find(|e| e.name == "Like Post").unwrap();
     assert_eq!(like.verdict, Verdict::Faster);
     assert!(!c.regressed());
+}
+
+/// Several runs never see less than one: with two runs per side (few runs,
+/// so the t-test alone would demand a huge effect) release b's shape is
+/// still found.
+#[test]
+fn release_b_shape_is_found_with_two_runs() {
+    let specs = corevia();
+    let mut rng = synth::rng(61);
+    for trial in 0..5 {
+        let a = synth::runs(&mut rng, "a", 2, &specs, BUSY, &same, &none);
+        let slow = |n: &str| if n == "Social Feed" { 1.30 } else { 1.0 };
+        let errs = |n: &str| {
+            if n == "Analytics Dashboard" {
+                0.02
+            } else {
+                0.0
+            }
+        };
+        let b = synth::runs(&mut rng, "b", 2, &specs, BUSY, &slow, &errs);
+        let c = compare(&a, &b, &CompareOptions::default());
+        let of = |name: &str| c.endpoints.iter().find(|e| e.name == name).unwrap();
+        let feed = of("Social Feed");
+        assert_eq!(
+            feed.verdict,
+            Verdict::Slower,
+            "trial {trial}: floor {}",
+            feed.floor
+        );
+        assert!(
+            feed.floor <= 0.2 + 1e-9,
+            "trial {trial}: floor {}",
+            feed.floor
+        );
+        assert_eq!(of("Analytics Dashboard").errors, ErrorVerdict::Up);
+        assert!(c.control.is_some());
+    }
 }

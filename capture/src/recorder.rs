@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,6 +21,9 @@ use crate::redact::Redactor;
 use crate::stats::Counters;
 use crate::tap::Finished;
 use crate::Error;
+
+/// How long the writer waits after draining the queue before blocking on it.
+const BATCH_NAP: Duration = Duration::from_millis(2);
 
 // === impl Recorder ===
 
@@ -143,8 +146,26 @@ fn run_writer(
         }
     };
 
+    // After a drained batch the writer naps briefly instead of blocking
+    // at once: senders only pay for a wake-up (a futex syscall on the
+    // request path) when the writer is blocked, so batching keeps that to
+    // a few hundred per second however busy the proxy is.
+    let mut drained_batch = false;
     loop {
-        match rx.recv_timeout(tick) {
+        let next = match rx.try_recv() {
+            Ok(msg) => Ok(msg),
+            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) if drained_batch => {
+                drained_batch = false;
+                std::thread::sleep(BATCH_NAP);
+                continue;
+            }
+            Err(TryRecvError::Empty) => rx.recv_timeout(tick),
+        };
+        if next.is_ok() {
+            drained_batch = true;
+        }
+        match next {
             Ok(Msg::Close) => break,
             Ok(Msg::Exchange(finished)) => {
                 let mut ex = finished.assemble();

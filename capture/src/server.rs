@@ -151,6 +151,9 @@ pub async fn start(config: CaptureConfig) -> Result<RunningCapture, Error> {
     options.rotate_size = config.rotate_size;
     options.rotate_every = config.rotate_every;
     options.flush_every = config.flush_every;
+    // The writer shares the machine with the traffic it records: the
+    // fastest zstd level keeps it ahead (journals compress well anyway).
+    options.level = 1;
     let redactor = Redactor::new(&config.redact_json, &config.redact_header);
     let counters = Arc::new(Counters::default());
     let (recorder, writer) = recorder::spawn(

@@ -41,9 +41,9 @@ pub(crate) fn client(
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        // A replayed request after a reused connection was closed would
-        // reach the API twice while the journal holds it once; only
-        // requests that were never written are retried.
+        // hyper retries only a request it never wrote (the pooled
+        // connection closed first), so the API still sees each recorded
+        // request exactly once.
         .retry_canceled_requests(true)
         .build(connector))
 }

@@ -10,9 +10,12 @@ use crate::support::{journal, Conn};
 
 #[tokio::test]
 async fn a_login_joins_the_session_that_follows_it() {
-    let tb = tapedeck_testbed::start("127.0.0.1:0".parse().unwrap(), TestbedConfig::new(Release::A))
-        .await
-        .unwrap();
+    let tb = tapedeck_testbed::start(
+        "127.0.0.1:0".parse().unwrap(),
+        TestbedConfig::new(Release::A),
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = CaptureConfig::reverse(&tb.base_url(), dir.path()).unwrap();
     config.flush_every = Duration::from_millis(50);
@@ -47,8 +50,15 @@ async fn a_login_joins_the_session_that_follows_it() {
         let login = &user[0];
         assert_eq!(login.request.uri, "/api/v1/auth/login");
         assert!(!login.session.is_empty());
-        assert!(user.iter().all(|e| e.session == login.session), "{:?}", user.iter().map(|e| &e.session).collect::<Vec<_>>());
-        let pw = login.request.body.json().unwrap()["password"].as_str().unwrap().to_string();
+        assert!(
+            user.iter().all(|e| e.session == login.session),
+            "{:?}",
+            user.iter().map(|e| &e.session).collect::<Vec<_>>()
+        );
+        let pw = login.request.body.json().unwrap()["password"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(pw.starts_with("<redacted:"), "{pw}");
     }
     assert_ne!(exchanges[0].session, exchanges[4].session);
@@ -57,9 +67,12 @@ async fn a_login_joins_the_session_that_follows_it() {
 
 #[tokio::test]
 async fn rotation_by_size_keeps_every_exchange_readable() {
-    let tb = tapedeck_testbed::start("127.0.0.1:0".parse().unwrap(), TestbedConfig::new(Release::A))
-        .await
-        .unwrap();
+    let tb = tapedeck_testbed::start(
+        "127.0.0.1:0".parse().unwrap(),
+        TestbedConfig::new(Release::A),
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = CaptureConfig::reverse(&tb.base_url(), dir.path()).unwrap();
     config.flush_every = Duration::from_millis(10);
@@ -67,7 +80,12 @@ async fn rotation_by_size_keeps_every_exchange_readable() {
     let capture = tapedeck_capture::start(config).await.unwrap();
     let mut conn = Conn::open(capture.addr()).await;
     for i in 0..40 {
-        assert_eq!(conn.send("GET", &format!("/api/v1/users/me?i={i}"), "").await.0, 401);
+        assert_eq!(
+            conn.send("GET", &format!("/api/v1/users/me?i={i}"), "")
+                .await
+                .0,
+            401
+        );
         if i % 5 == 4 {
             // Let frames close so the size threshold is crossed between them.
             tokio::time::sleep(Duration::from_millis(60)).await;

@@ -49,6 +49,60 @@ pub struct Sample {
     pub uncorrelated: u32,
 }
 
+/// Samples per batch sent by a VU (fewer channel sends and collector wake-ups).
+const BATCH: usize = 32;
+/// A buffered sample waits at most this long before its batch is sent.
+const BATCH_AGE: Duration = Duration::from_millis(200);
+
+/// A VU's outbox: samples leave in batches, sent when full, when the oldest
+/// is [`BATCH_AGE`] old, before the VU sleeps ([`Outbox::flush`]) and when
+/// the outbox is dropped, so no sample is lost and none waits long.
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Vec<Sample>>,
+    buf: Vec<Sample>,
+    oldest: Option<Instant>,
+}
+
+impl Outbox {
+    /// An empty outbox sending to the collector.
+    pub fn new(tx: mpsc::UnboundedSender<Vec<Sample>>) -> Self {
+        // Buffers grow on demand: 10,000 mostly sleeping VUs must not each
+        // hold a full batch of capacity.
+        Outbox {
+            tx,
+            buf: Vec::new(),
+            oldest: None,
+        }
+    }
+
+    /// Adds a sample; false when the collector is gone.
+    pub fn push(&mut self, s: Sample) -> bool {
+        let now = Instant::now();
+        let oldest = *self.oldest.get_or_insert(now);
+        self.buf.push(s);
+        if self.buf.len() >= BATCH || now.duration_since(oldest) >= BATCH_AGE {
+            return self.flush();
+        }
+        true
+    }
+
+    /// Sends what is buffered; false when the collector is gone.
+    pub fn flush(&mut self) -> bool {
+        self.oldest = None;
+        if self.buf.is_empty() {
+            return true;
+        }
+        let batch = std::mem::take(&mut self.buf);
+        self.tx.send(batch).is_ok()
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// Per-endpoint accumulators.
 struct EndpointStats {
     name: String,
@@ -146,7 +200,10 @@ pub struct CollectorSetup {
 }
 
 /// Receives samples until every sender is gone, then returns the totals.
-pub async fn collect(mut rx: mpsc::UnboundedReceiver<Sample>, setup: CollectorSetup) -> Measured {
+pub async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Vec<Sample>>,
+    setup: CollectorSetup,
+) -> Measured {
     let mut c = Collector::new(setup);
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::from_std(c.start) + Duration::from_secs(1),
@@ -156,8 +213,8 @@ pub async fn collect(mut rx: mpsc::UnboundedReceiver<Sample>, setup: CollectorSe
     loop {
         tokio::select! {
             biased;
-            sample = rx.recv() => match sample {
-                Some(s) => c.record(s),
+            batch = rx.recv() => match batch {
+                Some(batch) => batch.into_iter().for_each(|s| c.record(s)),
                 None => break,
             },
             _ = tick.tick() => c.close_second(),
@@ -513,12 +570,14 @@ mod tests {
             metrics: None,
             progress: None,
         };
-        tx.send(sample(0, 1_000, 200, None)).unwrap();
-        tx.send(sample(1, 3_000, 500, Some("HTTP 500"))).unwrap();
-        tx.send(sample(2, 2_500_000, 200, None)).unwrap();
-        tx.send(sample(2, 5_000, 0, Some("connection refused")))
-            .unwrap();
-        drop(tx);
+        let mut outbox = Outbox::new(tx);
+        outbox.push(sample(0, 1_000, 200, None));
+        outbox.push(sample(1, 3_000, 500, Some("HTTP 500")));
+        outbox.flush();
+        outbox.push(sample(2, 2_500_000, 200, None));
+        outbox.push(sample(2, 5_000, 0, Some("connection refused")));
+        // Dropping the outbox sends the rest and closes the channel.
+        drop(outbox);
         let m = collect(rx, setup).await;
         assert_eq!(m.endpoints.len(), 2);
         let like = &m.endpoints[0];

@@ -470,4 +470,23 @@ mod tests {
         );
         assert!(parse_target("not a url").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn flag_parsers_never_panic(s in "\\PC{0,24}") {
+            let _ = parse_duration("--run-time", &s);
+            let _ = parse_rate("--rate", &s);
+            let _ = parse_speed(&s);
+            let _ = parse_mix(&s);
+            let _ = parse_stages(&s);
+            let _ = parse_shard(&s);
+            let _ = parse_target(&s);
+        }
+
+        #[test]
+        fn durations_round_trip_in_milliseconds(ms in 0u64..10_000_000) {
+            let d = parse_duration("--x", &format!("{ms}ms")).unwrap();
+            proptest::prop_assert_eq!(d, Duration::from_millis(ms));
+        }
+    }
 }

@@ -68,7 +68,7 @@ use identity::{Credential, Pools};
 use rewrite::{Counts, Identity, Live, SessionPlan};
 use rules_file::RulesFile;
 
-/// How replay gives each VU its own identity (also printed by `--help`).
+/// How replay gives each VU its own identity (for the `--help` of `tapedeck replay`).
 pub const IDENTITY_HELP: &str = "Identity per VU: --credentials users.csv (username,password,role) rewrites login \
 bodies to a row of the VU's role (the k-th VU of a role takes row k mod rows; fewer rows than VUs: rows are \
 shared, with a warning); registration bodies get _vu{N}_{loop} appended to username and email local part; \

@@ -76,7 +76,7 @@ pub async fn run(
     shard: Option<ShardSpec>,
     deadline: Option<Duration>,
     handle_signals: bool,
-    tx: mpsc::UnboundedSender<Sample>,
+    tx: mpsc::UnboundedSender<Vec<Sample>>,
     collector: tokio::task::JoinHandle<Measured>,
 ) -> RunOutput {
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -338,7 +338,10 @@ fn options(
     let mut o = BTreeMap::new();
     match &config.load {
         Load::Users { users, mix } => {
-            o.insert("users".into(), json!(users));
+            // With stages or a rate the user count comes from those.
+            if config.stages.is_none() && config.rate.is_none() {
+                o.insert("users".into(), json!(users));
+            }
             if let Some(m) = mix {
                 let text: Vec<String> = m.iter().map(|(r, w)| format!("{r}={w}")).collect();
                 o.insert("mix".into(), json!(text.join(",")));

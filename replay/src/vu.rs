@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::client::{ClientConfig, Connection};
-use crate::collector::{Live, Sample};
+use crate::collector::{Live, Outbox, Sample};
 use crate::config::{Speed, Target};
 use crate::correlation::{Correlation, LiveResponse, Position};
 use crate::pool::Pool;
@@ -141,7 +141,7 @@ const CONNECT_BACKOFF: Duration = Duration::from_millis(50);
 pub async fn run_vu(
     shared: Arc<Shared>,
     plan: VuPlan,
-    tx: mpsc::UnboundedSender<Sample>,
+    tx: mpsc::UnboundedSender<Vec<Sample>>,
     mut stop: StopSignal,
 ) {
     shared.live.active_users.fetch_add(1, Ordering::Relaxed);
@@ -154,6 +154,7 @@ pub async fn run_vu(
         .iter()
         .map(|_| Connection::default())
         .collect();
+    let mut outbox = Outbox::new(tx);
     let mut due_first = plan.due;
     if let Some(due) = plan.due {
         if due > Instant::now() {
@@ -181,6 +182,9 @@ pub async fn run_vu(
             let mut lateness = None;
             if let Some(at) = scheduled {
                 if at > Instant::now() {
+                    if !outbox.flush() {
+                        return;
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep_until(at.into()) => {}
                         _ = stop.wait() => return,
@@ -249,10 +253,11 @@ pub async fn run_vu(
                 substituted: out.substituted,
                 uncorrelated: out.uncorrelated,
             };
-            if tx.send(sample).is_err() {
+            if !outbox.push(sample) {
                 return;
             }
             if connect_failed && matches!(shared.speed, Speed::Max) {
+                outbox.flush();
                 tokio::select! {
                     _ = tokio::time::sleep(CONNECT_BACKOFF) => {}
                     _ = stop.wait() => return,

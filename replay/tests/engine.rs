@@ -630,3 +630,44 @@ async fn https_targets_over_http1_and_h2_with_an_extra_ca() {
         Err(e) => assert!(e.to_string().contains("no trusted CA"), "{e}"),
     }
 }
+
+#[tokio::test]
+async fn origin_targets_route_each_recorded_origin_to_its_own_server() {
+    let (api, api_seen) = upstream().await;
+    let (cdn, cdn_seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = exchange(
+        1,
+        "s",
+        0,
+        "GET",
+        "https://api.corevia.app/api/v1/users/me",
+        200,
+    );
+    a.upstream = Some("https://api.corevia.app".into());
+    let mut b = exchange(2, "s", 10, "GET", "/img/1.png", 200);
+    b.upstream = Some("https://cdn.corevia.app".into());
+    let j = journal(dir.path(), "forward-proxy", &[a, b]);
+    let mut c = config(j, api);
+    c.targets = vec![
+        parse_target(&format!("https://api.corevia.app=http://{api}")).unwrap(),
+        parse_target(&format!("cdn.corevia.app:443=http://{cdn}")).unwrap(),
+    ];
+    let r = tapedeck_replay::replay(c).await.unwrap();
+    assert_eq!((r.total_requests(), r.total_failures()), (2, 0));
+    let paths = |s: &Seen| {
+        s.arrivals
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(paths(&api_seen), vec!["/api/v1/users/me"]);
+    assert_eq!(paths(&cdn_seen), vec!["/img/1.png"]);
+    assert!(
+        r.target.contains("api.corevia.app:443=http://"),
+        "{}",
+        r.target
+    );
+}

@@ -42,7 +42,46 @@ fn text(rng: &mut Rng, words: usize) -> String {
         .join(" ")
 }
 
-/// A feed page of roughly `target` bytes.
+/// Where feed items come from.
+enum Items {
+    /// Every item freshly random: the pessimistic case for compression.
+    Unique,
+    /// A shared store of posts, as on the real API: every user's feed page
+    /// is a window onto the same latest posts (like counts drift).
+    Shared(Vec<serde_json::Value>),
+}
+
+fn post(rng: &mut Rng, id: u64) -> serde_json::Value {
+    let words = 4 + rng.below(12) as usize;
+    serde_json::json!({
+        "id": id,
+        "author": format!("user{}", rng.below(5000)),
+        "text": text(rng, words),
+        "likes": rng.below(300),
+        "comments": rng.below(40),
+        "created_at": format!("2026-11-{:02}T{:02}:{:02}:{:02}Z", 1 + rng.below(28), rng.below(24), rng.below(60), rng.below(60)),
+    })
+}
+
+/// A page of roughly `target` bytes.
+fn page_body(rng: &mut Rng, target: usize, items: &Items) -> String {
+    let Items::Shared(pool) = items else {
+        return feed_body(rng, target);
+    };
+    let mut page = Vec::new();
+    let mut size = 20;
+    let mut at = rng.below(pool.len() as u64 / 2) as usize;
+    while size < target && at < pool.len() {
+        let mut item = pool[at].clone();
+        item["likes"] = serde_json::json!(item["likes"].as_u64().unwrap_or(0) + rng.below(3));
+        size += item.to_string().len() + 1;
+        page.push(item);
+        at += 1;
+    }
+    serde_json::json!({"items": page, "total": pool.len()}).to_string()
+}
+
+/// A feed page of roughly `target` bytes of fresh random items.
 fn feed_body(rng: &mut Rng, target: usize) -> String {
     let mut items = Vec::new();
     let mut size = 20;
@@ -63,8 +102,13 @@ fn feed_body(rng: &mut Rng, target: usize) -> String {
     serde_json::json!({"items": items, "total": 500 + rng.below(5000)}).to_string()
 }
 
-fn corevia_exchanges(n: usize) -> Vec<Exchange> {
+fn corevia_exchanges(n: usize, shared: bool) -> Vec<Exchange> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let items = if shared {
+        Items::Shared((0..2000).map(|id| post(&mut rng, id)).collect())
+    } else {
+        Items::Unique
+    };
     let token =
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsInJvbGUiOiJzdHVkZW50In0.c2lnbmF0dXJl";
     (0..n)
@@ -134,7 +178,7 @@ fn corevia_exchanges(n: usize) -> Vec<Exchange> {
                         ("server".into(), "uvicorn".into()),
                         ("date".into(), "Thu, 26 Nov 2026 10:00:00 GMT".into()),
                     ],
-                    body: Body::new(feed_body(&mut rng, target).into_bytes()),
+                    body: Body::new(page_body(&mut rng, target, &items).into_bytes()),
                 }),
                 error: None,
                 ttfb_us: 2000 + rng.below(50_000),
@@ -152,11 +196,10 @@ fn write_journal(path: &Path, exs: &[Exchange]) -> u64 {
     w.finish().expect("finish journal").bytes_written
 }
 
-fn bench_journal(c: &mut Criterion) {
-    let exs = corevia_exchanges(EXCHANGES);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("bench.jsonl.zst");
-    let journal_bytes = write_journal(&path, &exs);
+/// Writes `exs` to `path` and prints the compression ratio; returns the
+/// raw JSON-lines size.
+fn report_ratio(what: &str, exs: &[Exchange], path: &Path) -> u64 {
+    let journal_bytes = write_journal(path, exs);
     let raw_bytes: u64 = exs
         .iter()
         .map(|e| {
@@ -167,9 +210,29 @@ fn bench_journal(c: &mut Criterion) {
         })
         .sum();
     println!(
-        "journal: {EXCHANGES} exchanges, {raw_bytes} bytes of JSON lines, {journal_bytes} bytes on disk, compression ratio {:.1}x",
+        "journal ({what}): {} exchanges, {raw_bytes} bytes of JSON lines, {journal_bytes} bytes on disk, compression ratio {:.1}x",
+        exs.len(),
         raw_bytes as f64 / journal_bytes as f64
     );
+    raw_bytes
+}
+
+fn bench_journal(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shared = corevia_exchanges(EXCHANGES, true);
+    report_ratio(
+        "shared feed posts",
+        &shared,
+        &dir.path().join("shared.jsonl.zst"),
+    );
+    drop(shared);
+
+    // Timings use the pessimistic data: every feed item unique.
+    let exs = corevia_exchanges(EXCHANGES, false);
+    let path = dir.path().join("bench.jsonl.zst");
+    let raw_bytes = report_ratio("unique feed items", &exs, &path);
+
+    cpu_time_figures(&exs, &path, raw_bytes, dir.path());
 
     let mut g = c.benchmark_group("journal");
     g.sample_size(10);
@@ -192,6 +255,47 @@ fn bench_journal(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// Nanoseconds this thread has spent on a CPU (Linux), so throughput can
+/// be quoted per CPU-second on a machine busy with other work.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+fn cpu_time_figures(exs: &[Exchange], path: &Path, raw_bytes: u64, dir: &Path) {
+    const ROUNDS: u32 = 3;
+    let out = dir.join("cpu.jsonl.zst");
+    let (Some(w0), t0) = (thread_cpu_ns(), std::time::Instant::now()) else {
+        return;
+    };
+    for _ in 0..ROUNDS {
+        write_journal(&out, exs);
+    }
+    let (Some(w1), t1) = (thread_cpu_ns(), std::time::Instant::now()) else {
+        return;
+    };
+    for _ in 0..ROUNDS {
+        let mut r = JournalReader::open(path).expect("open journal");
+        assert_eq!(r.by_ref().count(), exs.len());
+    }
+    let Some(r1) = thread_cpu_ns() else {
+        return;
+    };
+    let t2 = std::time::Instant::now();
+    let n = f64::from(ROUNDS);
+    let write_cpu = (w1 - w0) as f64 / 1e9 / n;
+    let read_cpu = (r1 - w1) as f64 / 1e9 / n;
+    println!(
+        "per CPU-second: write {:.0} exchanges/s ({:.0} MB/s of JSON lines), read {:.0} MB/s of JSON lines \
+         (wall: write {:.0} exchanges/s, read {:.0} MB/s)",
+        exs.len() as f64 / write_cpu,
+        raw_bytes as f64 / 1e6 / write_cpu,
+        raw_bytes as f64 / 1e6 / read_cpu,
+        exs.len() as f64 / ((t1 - t0).as_secs_f64() / n),
+        raw_bytes as f64 / 1e6 / ((t2 - t1).as_secs_f64() / n),
+    );
 }
 
 criterion_group!(benches, bench_journal);

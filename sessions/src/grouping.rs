@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::keys::{
-    bearer_token, claim_text, client_key, handed_out_tokens, is_client_key, jwt_claims,
+    bearer_token, claim_text, client_key, handed_out_tokens, is_client_key, jwt_claims, token_json,
 };
 use crate::model::Exchange;
 use crate::naming::EndpointNamer;
@@ -216,16 +216,21 @@ fn classify(
     let mut login_role = None;
     let mut sub = None;
     let mut username = None;
+    let mut last_bearer: Option<&str> = None;
     for ex in exchanges {
         let mut tokens: Vec<String> = Vec::new();
         if let Some(t) = bearer_token(&ex.request.headers) {
-            tokens.push(t.to_string());
+            // A session repeats one token; decode it once.
+            if last_bearer != Some(t) {
+                tokens.push(t.to_string());
+                last_bearer = Some(t);
+            }
         }
         let resp_json = ex
             .response
             .as_ref()
             .filter(|r| (200..400).contains(&r.status))
-            .and_then(|r| r.body.json());
+            .and_then(|r| token_json(&r.body));
         let handed: Vec<String> = resp_json
             .as_ref()
             .map(|b| {

@@ -134,20 +134,26 @@ fn body_of(
 }
 
 fn entry_to_exchange(i: usize, e: &Value) -> Result<(Exchange, String), String> {
-    let started: DateTime<Utc> = req_str(e, "startedDateTime")?
-        .parse::<DateTime<chrono::FixedOffset>>()
-        .map_err(|err| format!("startedDateTime is not ISO 8601: {err}"))?
-        .with_timezone(&Utc);
+    let started = parse_started(req_str(e, "startedDateTime")?)?;
     let method = req_str(e, "request.method")?.to_string();
     let url_text = req_str(e, "request.url")?;
     let url =
         url::Url::parse(url_text).map_err(|err| format!("request.url {url_text:?}: {err}"))?;
     let origin = url.origin().ascii_serialization();
-    let mut uri = url.path().to_string();
-    if let Some(q) = url.query() {
-        uri.push('?');
-        uri.push_str(q);
-    }
+    // The request target exactly as written (the URL parser would resolve
+    // dot segments and re-encode characters, which replay must not do).
+    let after_scheme = url_text
+        .split_once("://")
+        .map_or(url_text, |(_, rest)| rest);
+    let target = after_scheme
+        .find(['/', '?'])
+        .map_or("", |i| &after_scheme[i..]);
+    let target = target.split('#').next().unwrap_or("");
+    let uri = match target.strip_prefix('?') {
+        Some(_) => format!("/{target}"),
+        None if target.is_empty() => "/".to_string(),
+        None => target.to_string(),
+    };
     let request = e.get("request").expect("checked by req_str above");
     let post = request.get("postData");
     let tapedeck = e.get("_tapedeck");
@@ -252,6 +258,16 @@ fn entry_to_exchange(i: usize, e: &Value) -> Result<(Exchange, String), String> 
         duration_us,
     };
     Ok((ex, origin))
+}
+
+/// ISO 8601 with an offset; a time without one is taken as UTC.
+fn parse_started(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = s.parse::<DateTime<chrono::FixedOffset>>() {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .map(|n| n.and_utc())
+        .map_err(|err| format!("startedDateTime {s:?} is not ISO 8601: {err}"))
 }
 
 fn normalize_version(v: &str) -> String {

@@ -100,13 +100,27 @@ impl Journals {
 
 /// Reads every exchange of `paths` (files, as given; see [`expand_paths`] for
 /// directories). Damaged files are read as far as they can be; only a file
-/// that cannot be opened or is not a journal is an error.
+/// that cannot be opened or is not a journal is an error. Exchanges of a
+/// file whose header names another upstream than the first file's get that
+/// upstream in `Exchange::upstream`.
 pub fn read_all(paths: &[PathBuf]) -> Result<Journals, Error> {
     let mut exchanges = Vec::new();
     let mut files = Vec::with_capacity(paths.len());
+    let mut first_upstream: Option<String> = None;
     for path in paths {
         let mut reader = JournalReader::open(path)?;
-        exchanges.extend(reader.by_ref());
+        let upstream = reader.header().upstream.clone();
+        let first = first_upstream.get_or_insert_with(|| upstream.clone());
+        if *first == upstream || reader.report().header_lost {
+            exchanges.extend(reader.by_ref());
+        } else {
+            // Merged sets keep each exchange's origin: a file recorded in
+            // front of another upstream marks its exchanges with it.
+            exchanges.extend(reader.by_ref().map(|mut e| {
+                e.upstream.get_or_insert_with(|| upstream.clone());
+                e
+            }));
+        }
         files.push(JournalFile {
             path: path.clone(),
             header: reader.header().clone(),

@@ -190,6 +190,19 @@ pub fn handed_out_tokens(body: &Value) -> Vec<&str> {
     out
 }
 
+/// The body as JSON if it may hold a token field. Most responses cannot,
+/// and skipping their parse keeps grouping fast on large journals.
+pub fn token_json(body: &crate::model::Body) -> Option<Value> {
+    let d = &body.data;
+    let may =
+        memchr::memmem::find(d, b"oken\"").is_some() || memchr::memmem::find(d, b"jwt\"").is_some();
+    if may {
+        body.json()
+    } else {
+        None
+    }
+}
+
 /// The key an auto-keyed token gives: its JWT `sub`, else its fingerprint.
 fn token_key(token: &str) -> String {
     match jwt_claims(token).and_then(|c| claim_text(&c, "sub")) {
@@ -234,7 +247,7 @@ impl SessionKey {
         match self {
             SessionKey::Recorded => None,
             SessionKey::Auto => {
-                if let Some(body) = resp.body.json() {
+                if let Some(body) = token_json(&resp.body) {
                     if let Some(t) = handed_out_tokens(&body).first() {
                         return Some(token_key(t));
                     }
@@ -250,7 +263,7 @@ impl SessionKey {
                 .find(|(n, v)| n == name && !v.is_empty())
                 .map(|(_, v)| format!("cookie:{name}:{}", label(v))),
             SessionKey::Jwt(claim) => {
-                let body = resp.body.json()?;
+                let body = token_json(&resp.body)?;
                 handed_out_tokens(&body)
                     .into_iter()
                     .filter_map(jwt_claims)

@@ -69,6 +69,18 @@
 //! Feed's wait and work are 30 % larger ([`FEED_REGRESSION`]), and
 //! Analytics Dashboard answers 500 on 2 % of calls
 //! ([`DASHBOARD_FAILURE_RATE`]), drawn from the seeded sequence.
+//!
+//! # The simulator
+//!
+//! [`simulate()`] runs students and trainers (45 and 5 by default, the
+//! profile's 9:1 mix) against a base URL, one keep-alive HTTP/1.1
+//! connection and one seeded generator per user. A user logs in as a
+//! seeded account (`student{n}`, `trainer{n}`) or, one in five, registers
+//! `sim{seed}-{role}{n}` first; then it picks tasks by the profile's
+//! weights and sleeps the profile's think time (times `think_scale`)
+//! between them. Likes and comments target posts it saw in its feed or
+//! created, product details products it saw while browsing, so recorded
+//! traffic carries tokens and ids that come from responses.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use rand::distributions::{Alphanumeric, DistString};
@@ -137,7 +137,10 @@ pub async fn start(listen: SocketAddr, config: TestbedConfig) -> std::io::Result
 }
 
 async fn accept_loop(listener: TcpListener, app: Arc<App>, mut stopped: watch::Receiver<bool>) {
-    let builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new());
+    // With a timer, hyper's 30 s limit on reading request headers applies,
+    // so a client that stalls mid-headers cannot hold a connection open.
+    builder.http1().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {

@@ -41,6 +41,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REGISTER_SHARE: f64 = 0.2;
 /// Login attempts before a user gives up.
 const LOGIN_ATTEMPTS: u32 = 3;
+/// Pause after a transport failure before the next request.
+const TRANSPORT_BACKOFF: Duration = Duration::from_millis(100);
 /// Post and product ids a user remembers.
 const MEMORY: usize = 100;
 
@@ -263,7 +265,7 @@ pub async fn simulate(cfg: SimConfig) -> Result<SimSummary, Error> {
     // Every request is bounded by REQUEST_TIMEOUT, so users end shortly
     // after the deadline; the margin covers one request in flight.
     let hard_stop = deadline + REQUEST_TIMEOUT + CONNECT_TIMEOUT + Duration::from_secs(1);
-    for user in users {
+    for user in &mut users {
         match tokio::time::timeout_at(hard_stop, user).await {
             Ok(Ok(start)) => {
                 summary.logged_in += u32::from(start.logged_in);
@@ -272,6 +274,11 @@ pub async fn simulate(cfg: SimConfig) -> Result<SimSummary, Error> {
             Ok(Err(_)) => {}
             Err(_) => break,
         }
+    }
+    // Past the hard stop nobody is waited for; aborting a finished task
+    // does nothing.
+    for user in &users {
+        user.abort();
     }
     while let Ok(tick) = collected.try_recv() {
         let count = summary
@@ -622,8 +629,11 @@ impl VirtualUser {
             .ok()
             .flatten();
         if answer.is_none() {
-            // The connection may be broken; open a new one next time.
+            // The connection may be broken; open a new one next time, after
+            // a pause so a target that went away is not hammered.
             self.sender = None;
+            let pause = Instant::now() + TRANSPORT_BACKOFF;
+            tokio::time::sleep_until(pause.min(self.deadline)).await;
         }
         let failed = answer
             .as_ref()

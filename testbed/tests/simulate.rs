@@ -112,3 +112,22 @@ async fn unreachable_or_bad_targets_are_clear_errors() {
         .to_string();
     assert!(error.contains("only http://"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_goes_away_is_counted_not_fatal() {
+    let tb = testbed(Release::A).await;
+    let config = SimConfig {
+        students: 5,
+        trainers: 1,
+        run_time: Duration::from_millis(1500),
+        think_scale: 0.01,
+        ..SimConfig::new(tb.base_url())
+    };
+    let run = tokio::spawn(simulate(config));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tb.shutdown().await;
+    let summary = run.await.unwrap().unwrap();
+    assert!(summary.requests() > summary.errors(), "{summary}");
+    assert!(summary.errors() > 0, "{summary}");
+    assert!(summary.elapsed < Duration::from_secs(10), "{summary}");
+}

@@ -281,9 +281,13 @@ pub fn html_compare(c: &Comparison) -> String {
     );
     let _ = writeln!(
         body,
-        "</table></div><p class=\"rule\">Latencies in ms; Δ is candidate vs base; p is Mann–Whitney U (two-sided). Rule: {}.</p></section>",
+        "</table></div><p class=\"rule\">Latencies in ms; Δ is candidate vs base; p is Mann–Whitney U (two-sided). Rule: {}.</p>",
         esc(&c.floor_rule)
     );
+    if let Some(line) = super::table::control_line(c) {
+        let _ = writeln!(body, "<p class=\"rule\"><b>{}</b></p>", esc(&line));
+    }
+    body.push_str("</section>\n");
     if !c.errors.is_empty() {
         body.push_str("<section><h2>Failures that changed</h2><div class=\"tablewrap\"><table><tr><th>Endpoint</th><th class=\"l\">Error</th><th>base</th><th>candidate</th></tr>\n");
         for f in &c.errors {

@@ -201,6 +201,26 @@ fn summary_line(c: &Comparison) -> String {
     parts.join("; ")
 }
 
+/// One sentence about the A-vs-A control, if there is one.
+pub(crate) fn control_line(c: &Comparison) -> Option<String> {
+    let k = c.control.as_ref()?;
+    let flagged = if k.flagged.is_empty() {
+        "nothing flagged".to_string()
+    } else {
+        format!(
+            "flagged {} (noise: trust the verdicts less)",
+            k.flagged.join(", ")
+        )
+    };
+    Some(format!(
+        "A-vs-A control ('{}' vs '{}', two base runs, one-run rule): {flagged}; largest p50 drift {:.1}% ({})",
+        k.runs[0],
+        k.runs[1],
+        k.max_p50_drift * 100.0,
+        if k.max_p50_drift_endpoint.is_empty() { "-" } else { &k.max_p50_drift_endpoint }
+    ))
+}
+
 /// The comparison as an aligned terminal table; `color` adds ANSI colours
 /// (red for regressions, green for improvements, yellow for `?`).
 pub fn text_compare(c: &Comparison, color: bool) -> String {
@@ -260,6 +280,9 @@ pub fn text_compare(c: &Comparison, color: bool) -> String {
             );
         }
     }
+    if let Some(line) = control_line(c) {
+        let _ = writeln!(out, "\n{line}");
+    }
     let _ = writeln!(out, "\nRule: {}.", c.floor_rule);
     let summary = format!("Result: {}", summary_line(c));
     let _ = writeln!(
@@ -304,6 +327,9 @@ pub fn md_compare(c: &Comparison) -> String {
         out,
         "\nLatencies in ms; Δ is candidate vs base; p is Mann–Whitney U (two-sided)."
     );
+    if let Some(line) = control_line(c) {
+        let _ = writeln!(out, "\n{line}");
+    }
     let _ = writeln!(out, "Rule: {}.", c.floor_rule);
     if !c.errors.is_empty() {
         let _ = writeln!(out, "\n### Failures that changed\n");

@@ -812,14 +812,14 @@ mod tests {
             ],
             "",
         );
-        assert_eq!(spots[1].place.text(), "header authorization (Bearer)");
-        assert!(spots[1].place.is_bearer());
+        assert_eq!(spots[0].place.text(), "header authorization (Bearer)");
+        assert!(spots[0].place.is_bearer());
         assert_eq!(
-            (spots[2].value.as_str(), spots[2].range.clone()),
+            (spots[1].value.as_str(), spots[1].range.clone()),
             ("9f8e7d", 6..12)
         );
-        assert_eq!(spots[2].place.text(), "header authorization (Token)");
-        assert!(!spots[2].place.is_bearer());
+        assert_eq!(spots[1].place.text(), "header authorization (Token)");
+        assert!(!spots[1].place.is_bearer());
     }
 
     #[test]

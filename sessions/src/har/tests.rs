@@ -113,6 +113,20 @@ fn missing_required_fields_name_the_entry() {
     let e = har_to_exchanges(&har, &SessionKey::Auto).unwrap_err();
     assert_eq!(e, "entry 2: missing startedDateTime");
 
+    let mut dated: Value = serde_json::from_str(DEVTOOLS_HAR).unwrap();
+    dated["log"]["entries"][0]["startedDateTime"] = json!("yesterday");
+    let e = har_to_exchanges(&dated, &SessionKey::Auto).unwrap_err();
+    assert!(
+        e.starts_with("entry 0: startedDateTime \"yesterday\""),
+        "{e}"
+    );
+    dated["log"]["entries"][0]["startedDateTime"] = json!("2026-11-26T10:00:00.5");
+    let imp = har_to_exchanges(&dated, &SessionKey::Auto).unwrap();
+    assert_eq!(
+        imp.exchanges[0].started.to_rfc3339(),
+        "2026-11-26T10:00:00.500+00:00"
+    );
+
     let e = har_to_exchanges(&json!({"entries": []}), &SessionKey::Auto).unwrap_err();
     assert!(e.contains("no \"log\""), "{e}");
 
@@ -217,5 +231,111 @@ fn export_then_import_round_trips() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+mod round_trip {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_body() -> impl Strategy<Value = Body> {
+        prop_oneof![
+            ".{0,80}".prop_map(|s: String| Body::new(s.into_bytes())),
+            proptest::collection::vec(any::<u8>(), 0..80).prop_map(Body::new),
+            (proptest::collection::vec(any::<u8>(), 1..20), 1u32..10_000).prop_map(|(d, extra)| {
+                Body {
+                    len: d.len() as u64 + u64::from(extra),
+                    data: d,
+                    truncated: true,
+                }
+            }),
+        ]
+    }
+
+    fn arb_headers() -> impl Strategy<Value = Vec<(String, String)>> {
+        proptest::collection::vec(("[a-z][a-z0-9-]{0,15}", ".{0,30}"), 0..5)
+    }
+
+    fn arb_exchange() -> impl Strategy<Value = Exchange> {
+        (
+            (any::<u32>(), "[a-z0-9:]{1,12}", any::<u32>()),
+            (0i64..4_000_000_000, 0u32..1_000_000_000),
+            (
+                "[A-Z]{1,7}",
+                "(/[a-z0-9._~-]{1,8}){0,4}(\\?[a-z]{1,5}=[a-z0-9]{0,5})?",
+            ),
+            prop_oneof![Just("HTTP/1.1"), Just("HTTP/2"), Just("HTTP/1.0")],
+            (arb_headers(), arb_body()),
+            proptest::option::of((100u16..600, arb_headers(), arb_body())),
+            proptest::option::of(".{1,30}"),
+            (0u32..10_000_000, 0u32..10_000_000),
+        )
+            .prop_map(
+                |(
+                    (id, session, conn),
+                    (secs, ns),
+                    (method, path),
+                    version,
+                    (headers, body),
+                    resp,
+                    error,
+                    (ttfb, extra),
+                )| {
+                    let uri = if path.is_empty() || path.starts_with('?') {
+                        format!("/{path}")
+                    } else {
+                        path
+                    };
+                    Exchange {
+                        id: u64::from(id),
+                        session,
+                        conn: u64::from(conn),
+                        started: DateTime::from_timestamp(secs, ns).expect("in range"),
+                        upstream: None,
+                        client: Some("127.0.0.1:5000".into()),
+                        request: RecordedRequest {
+                            method,
+                            uri,
+                            version: version.to_string(),
+                            headers,
+                            body,
+                        },
+                        error: if resp.is_none() {
+                            Some(error.unwrap_or_else(|| "upstream refused connection".into()))
+                        } else {
+                            error
+                        },
+                        response: resp.map(|(status, headers, body)| RecordedResponse {
+                            status,
+                            headers,
+                            body,
+                        }),
+                        ttfb_us: u64::from(ttfb),
+                        duration_us: u64::from(ttfb) + u64::from(extra),
+                    }
+                },
+            )
+    }
+
+    /// 64 cases keep `cargo test` fast; `PROPTEST_CASES=5000` searches harder.
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn export_import_is_identity(exs in proptest::collection::vec(arb_exchange(), 1..8)) {
+            let har = exchanges_to_har(&exs, "http://127.0.0.1:8000");
+            let text = serde_json::to_string(&har).unwrap();
+            let back = har_to_exchanges(&serde_json::from_str(&text).unwrap(), &SessionKey::Auto).unwrap();
+            prop_assert_eq!(back.upstream, "http://127.0.0.1:8000");
+            prop_assert_eq!(back.exchanges, exs);
+        }
     }
 }

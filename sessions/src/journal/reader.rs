@@ -512,7 +512,7 @@ impl JournalReader {
     fn scan_magic(&mut self) -> io::Result<Option<u64>> {
         loop {
             let window = &self.input[self.in_pos..self.in_end];
-            if let Some(i) = window.windows(4).position(|w| w == ZSTD_MAGIC) {
+            if let Some(i) = memchr::memmem::find(window, &ZSTD_MAGIC) {
                 self.in_pos += i;
                 return Ok(Some(self.pos()));
             }

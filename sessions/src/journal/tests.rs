@@ -181,6 +181,25 @@ fn rotates_by_size_and_reads_the_set_in_time_order() {
 }
 
 #[test]
+fn merged_files_keep_each_exchanges_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.jsonl.zst");
+    let b = dir.path().join("b.jsonl.zst");
+    for (path, upstream, id) in [(&a, "http://127.0.0.1:1", 1), (&b, "http://127.0.0.1:2", 2)] {
+        let mut w = JournalWriter::create_file(path, upstream).unwrap();
+        w.write(&exchange(id, b"x")).unwrap();
+        w.finish().unwrap();
+    }
+    let all = read_all(&[a, b]).unwrap();
+    assert_eq!(all.upstream(), Some("http://127.0.0.1:1"));
+    assert_eq!(all.exchanges[0].upstream, None);
+    assert_eq!(
+        all.exchanges[1].upstream.as_deref(),
+        Some("http://127.0.0.1:2")
+    );
+}
+
+#[test]
 fn tick_closes_frames_and_rotates_by_age() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = WriterOptions::new(dir.path(), "u");
@@ -333,6 +352,29 @@ fn lost_header_frame_keeps_later_frames() {
         .report()
         .describe(Path::new("h"))
         .contains("header frame lost"));
+}
+
+#[test]
+fn one_huge_frame_from_another_tool_streams() {
+    // `zstd` on a whole JSON-lines file makes a single frame; lines are
+    // released as they decode once the frame outgrows the hold-back limit.
+    let header =
+        serde_json::to_string(&crate::model::Record::Header(JournalHeader::new("u"))).unwrap();
+    let body = vec![b'x'; 4000];
+    let mut text = format!("{header}\n");
+    let n = 3000; // ~12 MB of lines
+    for i in 0..n {
+        let rec = crate::model::Record::Exchange(exchange(i, &body));
+        text.push_str(&serde_json::to_string(&rec).unwrap());
+        text.push('\n');
+    }
+    assert!(text.len() > 9 * 1024 * 1024);
+    let bytes = zstd::encode_all(text.as_bytes(), 1).unwrap();
+    let (back, report) = read_bytes(bytes).unwrap();
+    assert_eq!(back.len(), n as usize);
+    assert!(back.iter().enumerate().all(|(i, e)| e.id == i as u64));
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.frames, 1);
 }
 
 // === property tests ===

@@ -7,7 +7,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::Sha256;
 
 use super::store::Role;
@@ -18,7 +18,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub const TOKEN_LIFETIME_S: i64 = 24 * 3600;
 
 /// The claims the testbed issues and reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Claims {
     /// User id, as a decimal string.
     pub sub: String,
@@ -93,15 +93,39 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, Rejection>
     // Constant-time comparison, so the secret cannot be probed by timing.
     mac.verify_slice(&signature)
         .map_err(|_| Rejection::Signature)?;
-    let claims: Claims = URL_SAFE_NO_PAD
+    let payload: serde_json::Value = URL_SAFE_NO_PAD
         .decode(payload)
         .ok()
         .and_then(|p| serde_json::from_slice(&p).ok())
         .ok_or(Rejection::Malformed)?;
+    let claims = claims_of(&payload).ok_or(Rejection::Malformed)?;
     if claims.exp <= now {
         return Err(Rejection::Expired);
     }
     Ok(claims)
+}
+
+/// Reads claims the way common JWT libraries write them: `sub` as a
+/// string or a number, `iat`/`exp` as integers or floats, `role` absent
+/// for a student.
+fn claims_of(payload: &serde_json::Value) -> Option<Claims> {
+    let sub = match &payload["sub"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.as_u64()?.to_string(),
+        _ => return None,
+    };
+    let role = match payload["role"].as_str() {
+        None | Some("student") => Role::Student,
+        Some("trainer") => Role::Trainer,
+        Some(_) => return None,
+    };
+    let seconds = |v: &serde_json::Value| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64));
+    Some(Claims {
+        sub,
+        role,
+        iat: seconds(&payload["iat"]).unwrap_or(0),
+        exp: seconds(&payload["exp"])?,
+    })
 }
 
 /// Length of `.signature` at the end of a token with three parts.
@@ -136,6 +160,23 @@ mod tests {
         assert_eq!(verify("a.b", b"k", 0), Err(Rejection::Malformed));
         assert_eq!(verify("a.b.c.d", b"k", 0), Err(Rejection::Malformed));
         assert_eq!(verify("", b"k", 0), Err(Rejection::Malformed));
+    }
+
+    #[test]
+    fn numeric_sub_and_missing_role_are_read() {
+        let header = URL_SAFE_NO_PAD.encode(HEADER_JSON);
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"sub":17,"exp":2000.5}"#);
+        let input = format!("{header}.{payload}");
+        let mut mac = HmacSha256::new_from_slice(b"k").unwrap();
+        mac.update(input.as_bytes());
+        let token = format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        );
+        let claims = verify(&token, b"k", 1_500).unwrap();
+        assert_eq!(claims.sub, "17");
+        assert_eq!(claims.role, Role::Student);
+        assert_eq!(claims.exp, 2_000);
     }
 
     #[test]
