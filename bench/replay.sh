@@ -55,6 +55,7 @@ record() { # NAME COUNT SLEEP
 record burst 20 0
 record think 6 1
 
+echo "machine: $(nproc) cores, $(uptime | sed 's/.*load average/load average/') (other work skews both figures)"
 echo "== (1) --speed max, 50 VUs vs wrk -c50, ${DUR}s each, $TARGET/health"
 wrk -t2 -c50 -d"${DUR}s" "$TARGET/health" >"$WORK/wrk.txt"
 WRK_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")

@@ -74,11 +74,12 @@ end
 function delay() return $DELAY end
 LUA
 
+# "T RSS_KIB FDS" of the capture process now.
 sample() {
-  local t="$1" rss fds
+  local rss fds
   rss="$(awk '/^VmRSS:/ {print $2}' "/proc/$CAP_PID/status")"
   fds="$(find "/proc/$CAP_PID/fd" -mindepth 1 -maxdepth 1 | wc -l)"
-  printf '%6s %10s %6s\n' "$t" "$rss" "$fds" | tee -a "$WORK/samples"
+  printf '%6s %10s %6s\n' "$1" "$rss" "$fds"
 }
 
 echo "soak: ${SECS}s, $CONNS connections x ${DELAY} ms delay, sampling every ${EVERY}s" >&2
@@ -89,14 +90,17 @@ WRK_PID=$!
 PIDS+=($WRK_PID)
 START=$(date +%s)
 T=0
-while [ "$T" -le "$SECS" ] && kill -0 "$CAP_PID" 2>/dev/null; do
-  sample "$T"
+# Samples only while wrk runs: the slopes describe the proxy under load.
+while kill -0 "$WRK_PID" 2>/dev/null && kill -0 "$CAP_PID" 2>/dev/null && [ "$T" -le "$SECS" ]; do
+  sample "$T" | tee -a "$WORK/samples"
   sleep "$EVERY"
   T=$(( $(date +%s) - START ))
 done
 wait "$WRK_PID" || true
-sample "$(( $(date +%s) - START ))"
 kill -0 "$CAP_PID" 2>/dev/null || { echo "capture died during the soak" >&2; cat "$WORK/capture.log" >&2; exit 1; }
+# Once the clients are gone, their connections' fds must be too.
+sleep 1
+echo "after the load: $(sample "$(( $(date +%s) - START ))" | awk '{print "t=" $1 "s rss " $2 " KiB, fds " $3}')"
 
 kill -TERM "$CAP_PID"
 wait "$CAP_PID" || true

@@ -376,11 +376,22 @@ fn ca_init_export_and_a_corrupt_key_through_the_binary() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ca");
     let d = dir.to_str().unwrap();
-    let o = tapedeck().args(["ca", "init", "--dir", d]).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = tapedeck()
+        .args(["ca", "init", "--dir", d])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(mode(&dir.join("ca.key")), 0o600);
 
-    let pem = tapedeck().args(["ca", "export", "--dir", d]).output().unwrap();
+    let pem = tapedeck()
+        .args(["ca", "export", "--dir", d])
+        .output()
+        .unwrap();
     assert_eq!(pem.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&pem.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
     let der = tapedeck()
@@ -388,16 +399,26 @@ fn ca_init_export_and_a_corrupt_key_through_the_binary() {
         .output()
         .unwrap();
     assert_eq!(der.status.code(), Some(0));
-    assert_eq!(der.stdout.first(), Some(&0x30), "DER starts with a SEQUENCE");
+    assert_eq!(
+        der.stdout.first(),
+        Some(&0x30),
+        "DER starts with a SEQUENCE"
+    );
 
     // A second init refuses to replace the CA devices may trust.
-    let again = tapedeck().args(["ca", "init", "--dir", d]).output().unwrap();
+    let again = tapedeck()
+        .args(["ca", "init", "--dir", d])
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
 
     // A corrupt key: exit 2 naming the file, from `ca export` and `capture`.
     std::fs::write(dir.join("ca.key"), "corrupt").unwrap();
-    let o = tapedeck().args(["ca", "export", "--dir", d]).output().unwrap();
+    let o = tapedeck()
+        .args(["ca", "export", "--dir", d])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("ca.key"));
     let listen = format!("127.0.0.1:{}", free_port());
@@ -409,5 +430,8 @@ fn ca_init_export_and_a_corrupt_key_through_the_binary() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("ca.key") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("ca.key") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }

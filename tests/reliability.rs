@@ -698,12 +698,12 @@ fn replay_against_faulty_targets_counts_failures_by_kind_and_writes_reports() {
         (
             "refusing",
             faulty_server(&rt, Fault::Refuse),
-            &["connection", "closed", "reset"],
+            &["closed", "reset"],
         ),
         (
             "reset",
             faulty_server(&rt, Fault::ResetMidResponse),
-            &["reset", "connection", "closed", "body"],
+            &["reset", "closed", "body"],
         ),
         ("stall", faulty_server(&rt, Fault::Stall), &["timeout"]),
         ("500", faulty_server(&rt, Fault::Error500), &["HTTP 500"]),

@@ -238,7 +238,9 @@ fn parse_time(flag: &str, s: &str, origin: DateTime<Utc>) -> Result<DateTime<Utc
     if let Ok(d) = parse_duration(t.trim_start_matches('+')) {
         let d = chrono::Duration::from_std(d)
             .map_err(|e| Error::Usage(format!("{flag} {s:?}: {e}")))?;
-        return Ok(origin + d);
+        return origin.checked_add_signed(d).ok_or_else(|| {
+            Error::Usage(format!("{flag} {s:?}: past the latest representable time"))
+        });
     }
     Err(Error::Usage(format!(
         "{flag} {s:?}: expected an RFC 3339 time (2026-11-26T10:00:00Z) or an offset from the first request (+5m)"
@@ -491,7 +493,10 @@ fn stats(read: &ReadArgs, as_json: bool) -> Result<Outcome, Error> {
         namer,
     } = &loaded;
     let exchanges: usize = sessions.iter().map(|s| s.exchanges.len()).sum();
-    let bytes: u64 = sessions.iter().map(Session::bytes).sum();
+    let bytes = sessions
+        .iter()
+        .map(Session::bytes)
+        .fold(0u64, u64::saturating_add);
     let start = sessions.iter().map(Session::start).min();
     let end = sessions.iter().map(Session::end).max();
 

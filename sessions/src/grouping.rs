@@ -72,15 +72,15 @@ impl Session {
 
     /// Request and response body bytes recorded on the wire.
     pub fn bytes(&self) -> u64 {
-        self.exchanges
-            .iter()
-            .map(|e| e.request.body.len + e.response.as_ref().map_or(0, |r| r.body.len))
-            .sum()
+        self.exchanges.iter().fold(0u64, |acc, e| {
+            acc.saturating_add(e.request.body.len)
+                .saturating_add(e.response.as_ref().map_or(0, |r| r.body.len))
+        })
     }
 }
 
 fn exchange_end(e: &Exchange) -> DateTime<Utc> {
-    e.started + chrono::Duration::microseconds(e.duration_us.min(i64::MAX as u64 / 2) as i64)
+    e.ended()
 }
 
 /// Groups exchanges into sessions: keyed by `opts.key` (uncredentialed

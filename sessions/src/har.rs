@@ -215,7 +215,7 @@ fn entry_to_exchange(i: usize, e: &Value) -> Result<(Exchange, String), String> 
         Some(t) => ["blocked", "dns", "connect", "send", "wait"]
             .iter()
             .filter_map(|k| ms_to_us(t.get(*k)))
-            .sum(),
+            .fold(0u64, u64::saturating_add),
         None => 0,
     };
     let duration_us = ms_to_us(e.get("time")).unwrap_or(ttfb_us).max(ttfb_us);

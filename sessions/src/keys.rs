@@ -351,8 +351,7 @@ impl SessionKeyer {
         let Some(idle) = self.idle_split else {
             return base;
         };
-        let end =
-            ex.started + chrono::Duration::microseconds(ex.duration_us.min(i64::MAX as u64) as i64);
+        let end = ex.ended();
         if self.visits.len() >= KEYER_MEMORY && !self.visits.contains_key(&base) {
             self.visits.clear();
         }

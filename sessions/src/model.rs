@@ -121,6 +121,15 @@ impl Exchange {
     pub fn status(&self) -> Option<u16> {
         self.response.as_ref().map(|r| r.status)
     }
+
+    /// When the response ended: `started` plus `duration_us` (saturating at
+    /// the latest representable time for nonsense durations).
+    pub fn ended(&self) -> DateTime<Utc> {
+        let us = i64::try_from(self.duration_us).unwrap_or(i64::MAX);
+        self.started
+            .checked_add_signed(chrono::TimeDelta::microseconds(us))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
 }
 
 /// A recorded request.
