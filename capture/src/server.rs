@@ -72,7 +72,9 @@ impl std::fmt::Display for CaptureSummary {
     }
 }
 
-/// A capture proxy running on the current tokio runtime.
+/// A capture proxy running on the current tokio runtime. Call
+/// [`shutdown`](Self::shutdown) to finish the journal: dropping it leaves the
+/// proxy serving until the runtime stops, and the last frame unflushed.
 pub struct RunningCapture {
     addr: SocketAddr,
     status_addr: Option<SocketAddr>,

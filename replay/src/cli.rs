@@ -36,28 +36,38 @@ pub struct ReplayArgs {
     #[arg(long, required = true, value_name = "URL|ORIGIN=URL")]
     pub target: Vec<String>,
     /// Number of virtual users (roles by --mix or the profile's weights).
-    #[arg(long, conflicts_with = "multiply")]
-    pub users: Option<u64>,
+    #[arg(long, conflicts_with = "multiply", allow_hyphen_values = true)]
+    pub users: Option<String>,
     /// K virtual users per recorded session (default: 1).
-    #[arg(long, value_name = "K")]
-    pub multiply: Option<u64>,
+    #[arg(long, value_name = "K", allow_hyphen_values = true)]
+    pub multiply: Option<String>,
     /// Role weights for --users, --stages and --rate, e.g. student=9,trainer=1.
     #[arg(long, value_name = "ROLE=W,...")]
     pub mix: Option<String>,
     /// Divide recorded think times by this factor, or `max` for none.
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
     pub speed: String,
     /// Users started per second, e.g. 10/s (default: all at once).
-    #[arg(long, value_name = "N/s")]
+    #[arg(long, value_name = "N/s", allow_hyphen_values = true)]
     pub spawn_rate: Option<String>,
     /// User plan of linear ramps, e.g. 1m:10,5m:100,1m:0.
-    #[arg(long, value_name = "D:USERS,...", conflicts_with = "multiply")]
+    #[arg(
+        long,
+        value_name = "D:USERS,...",
+        conflicts_with = "multiply",
+        allow_hyphen_values = true
+    )]
     pub stages: Option<String>,
     /// Stop after this long (500ms, 30s, 5m, 2h).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub run_time: Option<String>,
     /// Open model: session arrivals per second, each on a fresh user.
-    #[arg(long, value_name = "N/s", conflicts_with_all = ["users", "multiply", "stages", "spawn_rate"])]
+    #[arg(
+        long,
+        value_name = "N/s",
+        conflicts_with_all = ["users", "multiply", "stages", "spawn_rate"],
+        allow_hyphen_values = true
+    )]
     pub rate: Option<String>,
     /// users.csv (username,password,role): one identity per virtual user.
     #[arg(long, value_name = "FILE")]
@@ -95,7 +105,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
     /// Run shard I of N (deterministic 1/N of the users and of the rate).
-    #[arg(long, value_name = "I/N")]
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
     pub shard: Option<String>,
     /// Allow a target that is the upstream the journals were recorded against.
     #[arg(long)]
@@ -107,10 +117,20 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub no_fail: bool,
     /// TCP connect timeout.
-    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    #[arg(
+        long,
+        default_value = "5s",
+        value_name = "DURATION",
+        allow_hyphen_values = true
+    )]
     pub connect_timeout: String,
     /// Whole-request timeout.
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    #[arg(
+        long,
+        default_value = "30s",
+        value_name = "DURATION",
+        allow_hyphen_values = true
+    )]
     pub timeout: String,
     /// Speak HTTP/2 to the target (h2c with prior knowledge, or ALPN h2 over https).
     #[arg(long)]
@@ -125,7 +145,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "KEY")]
     pub session_key: Option<String>,
     /// A gap longer than this starts a new session.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub idle_split: Option<String>,
     /// No progress line and no end-of-run table.
     #[arg(long, short)]
@@ -147,9 +167,19 @@ pub fn config_from_args(args: &ReplayArgs) -> Result<ReplayConfig, Error> {
     let mut config = ReplayConfig::new(args.journals.clone(), targets[0].clone());
     config.targets = targets;
     let mix = args.mix.as_deref().map(parse_mix).transpose()?;
-    config.load = match (args.users, args.multiply) {
-        (Some(0), _) => return Err(Error::Usage("--users must be at least 1".into())),
-        (_, Some(0)) => return Err(Error::Usage("--multiply must be at least 1".into())),
+    let count = |flag: &str, v: &Option<String>| -> Result<Option<u64>, Error> {
+        v.as_deref()
+            .map(|s| match s.trim().parse::<u64>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(Error::Usage(format!(
+                    "{flag} {s:?}: must be a whole number >= 1"
+                ))),
+            })
+            .transpose()
+    };
+    let users = count("--users", &args.users)?;
+    let multiply = count("--multiply", &args.multiply)?;
+    config.load = match (users, multiply) {
         (Some(users), _) => Load::Users { users, mix },
         (None, Some(k)) => {
             if mix.is_some() {
@@ -171,9 +201,14 @@ pub fn config_from_args(args: &ReplayArgs) -> Result<ReplayConfig, Error> {
         .map(|s| parse_rate("--spawn-rate", s))
         .transpose()?;
     config.stages = args.stages.as_deref().map(parse_stages).transpose()?;
-    if config.stages.is_some() && args.users.is_some() {
+    if config.stages.is_some() && users.is_some() {
         return Err(Error::Usage(
             "--stages sets the user count over time; drop --users".into(),
+        ));
+    }
+    if config.stages.is_some() && config.spawn_rate.is_some() {
+        return Err(Error::Usage(
+            "--spawn-rate applies to --users and --multiply; --stages ramps users itself".into(),
         ));
     }
     config.run_time = args

@@ -685,8 +685,11 @@ fn verify(args: &[PathBuf]) -> Result<Outcome, Error> {
         let mut reader = match JournalReader::open(path) {
             Ok(r) => r,
             Err(e) => {
-                println!("{}: UNREADABLE: {e}", path.display());
-                bad.push((path.clone(), e.to_string()));
+                println!("unreadable: {e}");
+                let text = e.to_string();
+                let prefix = format!("{}: ", path.display());
+                let detail = text.strip_prefix(&prefix).unwrap_or(&text).to_string();
+                bad.push((path.clone(), detail));
                 continue;
             }
         };
@@ -716,7 +719,7 @@ fn verify(args: &[PathBuf]) -> Result<Outcome, Error> {
             let detail = what
                 .split_once(": ")
                 .map_or(what.clone(), |x| x.1.to_string());
-            bad.push((path.clone(), detail));
+            bad.push((path.clone(), format!("damaged journal: {detail}")));
         }
     }
     match bad.first() {
@@ -724,10 +727,10 @@ fn verify(args: &[PathBuf]) -> Result<Outcome, Error> {
         Some((path, what)) => Err(Error::Invalid {
             path: path.clone(),
             what: if bad.len() == 1 {
-                format!("damaged journal: {what}")
+                what.clone()
             } else {
                 format!(
-                    "damaged journal: {what} (and {} more damaged of {})",
+                    "{what} (and {} more of {} journals damaged or unreadable)",
                     bad.len() - 1,
                     paths.len()
                 )

@@ -371,3 +371,130 @@ fn jwt_claims_decode_without_verifying() {
     let padded = format!("{}.{}==.{}", parts[0], parts[1], parts[2]);
     assert!(crate::jwt_claims(&padded).is_some());
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_header() -> impl Strategy<Value = (String, String)> {
+        prop_oneof![
+            (
+                Just("authorization".to_string()),
+                "(Bearer |bearer )?[A-Za-z0-9._=-]{0,40}"
+            ),
+            (
+                Just("cookie".to_string()),
+                "([a-z]{1,6}=[a-z0-9]{0,6}; ?){0,3}"
+            ),
+            (Just("user-agent".to_string()), ".{0,20}"),
+            ("[a-z-]{1,10}", ".{0,20}"),
+        ]
+    }
+
+    fn arb_exchange() -> impl Strategy<Value = Exchange> {
+        (
+            any::<u64>(),
+            ".{0,12}",
+            0u64..4,
+            (
+                -8_000_000_000_000i64..8_000_000_000_000,
+                0u32..1_000_000_000,
+            ),
+            proptest::option::of(".{0,22}"),
+            ("[A-Z]{1,6}", "/[a-z0-9/]{0,30}"),
+            proptest::collection::vec(arb_header(), 0..4),
+            proptest::option::of((
+                100u16..600,
+                proptest::collection::vec(("set-cookie|x-a", ".{0,20}"), 0..2),
+                prop_oneof![
+                    Just(String::new()),
+                    "[a-z0-9]{1,20}".prop_map(|t| format!(
+                        "{{\"access_token\":\"{t}\",\"user\":{{\"role\":\"trainer\"}}}}"
+                    )),
+                    ".{0,30}",
+                ],
+            )),
+            (any::<u64>(), any::<u64>()),
+        )
+            .prop_map(
+                |(
+                    id,
+                    session,
+                    conn,
+                    (secs, ns),
+                    client,
+                    (method, uri),
+                    headers,
+                    resp,
+                    (ttfb_us, duration_us),
+                )| Exchange {
+                    id,
+                    session,
+                    conn,
+                    started: DateTime::from_timestamp(secs, ns).expect("in range"),
+                    upstream: None,
+                    client,
+                    request: RecordedRequest {
+                        method,
+                        uri,
+                        version: "HTTP/1.1".into(),
+                        headers,
+                        body: Body::default(),
+                    },
+                    response: resp.map(|(status, headers, body)| RecordedResponse {
+                        status,
+                        headers,
+                        body: Body::new(body.into_bytes()),
+                    }),
+                    error: None,
+                    ttfb_us,
+                    duration_us,
+                },
+            )
+    }
+
+    /// 64 cases keep `cargo test` fast; `PROPTEST_CASES=5000` searches harder.
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn grouping_never_panics_or_drops_an_exchange(
+            exs in proptest::collection::vec(arb_exchange(), 0..30),
+            key in prop_oneof![
+                Just(SessionKey::Recorded),
+                Just(SessionKey::Auto),
+                Just(SessionKey::Cookie("sid".into())),
+                Just(SessionKey::Jwt("sub".into())),
+            ],
+            idle_s in 0u64..100_000,
+        ) {
+            let opts = GroupOptions { key: key.clone(), idle_split: Duration::from_secs(idle_s) };
+            let sessions = group_sessions(exs.clone(), &opts, &Profile::builtin());
+            let mut got: Vec<u64> = sessions.iter().flat_map(|s| s.exchanges.iter().map(|e| e.id)).collect();
+            let mut want: Vec<u64> = exs.iter().map(|e| e.id).collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            prop_assert_eq!(got, want);
+            let mut ids: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
+            let n = ids.len();
+            ids.sort_unstable();
+            ids.dedup();
+            prop_assert_eq!(ids.len(), n, "session ids are unique");
+            for s in &sessions {
+                let _ = (s.span(), s.bytes());
+            }
+            let mut keyer = SessionKeyer::new(key).with_idle_split(Duration::from_secs(idle_s));
+            for e in &exs {
+                let _ = keyer.assign(e);
+            }
+        }
+    }
+}
