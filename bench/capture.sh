@@ -170,6 +170,20 @@ printf "%-18s %10s %10s %10s\n" "tapedeck capture" "$PT_RPS" "$PT_P50" "$PT_P99"
 python3 -c "print(f'added p99 at ~{$PT_RPS:.0f} req/s: tapedeck {$PT_P99-$PD_P99:+.3f} ms, nginx {$PN_P99-$PD_P99:+.3f} ms')"
 echo "tapedeck dropped records during the paced run: $PACED_DROPPED"
 
+echo
+echo "== a 1 GiB download through tapedeck (the record keeps the first --max-body, 1 MiB) =="
+truncate -s 1G "$WORK/www/big.bin"
+chmod a+r "$WORK/www/big.bin"
+RSS_START=$(td_rss_kib)
+: >"$WORK/rss.samples"
+( while [ ! -f "$WORK/big.done" ]; do td_rss_kib >>"$WORK/rss.samples"; sleep 0.2; done ) &
+SAMPLER=$!
+BIG=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "http://127.0.0.1:$TD_PORT/big.bin")
+touch "$WORK/big.done"; wait "$SAMPLER" || true
+RSS_PEAK=$(sort -n "$WORK/rss.samples" | tail -1)
+read -r BIG_CODE BIG_BYTES BIG_SECS <<<"$BIG"
+echo "status $BIG_CODE, $BIG_BYTES bytes in ${BIG_SECS}s; tapedeck RSS $((RSS_START/1024)) MiB before, peak $((RSS_PEAK/1024)) MiB during"
+
 IDLE="${IDLE_CONNS:-10000}"
 if [ "$IDLE" -gt 0 ]; then
   echo

@@ -5,8 +5,10 @@
 #   har_import         HAR document -> exchanges (seeded with a HAR file)
 #   threshold_parser   --threshold expressions
 #   correlation_rules  --correlation rules files, applied to a small session
-# Prints one line per target (runs, corpus size, crashes) and exits 1 when a
-# target crashed; crash inputs are left in fuzz/artifacts/TARGET/.
+# Prints one line per target (runs, corpus size, crashes of this run) and
+# exits 1 when a target crashed; crash inputs are left in
+# fuzz/artifacts/TARGET/ (replay one with `cargo +nightly fuzz run TARGET
+# FILE` in fuzz/), logs in fuzz/artifacts/TARGET.log.
 #
 # Usage: [FUZZ_SECONDS=60] bench/fuzz.sh [TARGET...]
 # Needs: cargo with a nightly toolchain, or stable with RUSTC_BOOTSTRAP=1
@@ -55,20 +57,23 @@ printf '%-18s %8s %10s %8s %8s\n' target seconds runs corpus crashes
 for t in "${TARGETS[@]}"; do
   LOG="$FUZZ/artifacts/$t.log"
   mkdir -p "$FUZZ/artifacts/$t"
+  STAMP="$FUZZ/artifacts/.started-$t"
+  touch "$STAMP"
   set +e
   "${CARGO[@]}" fuzz run "$t" "corpus/$t" -- \
     -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$LOG" 2>&1
   rc=$?
   set -e
-  runs="$(grep -Eo 'Done [0-9]+ runs' "$LOG" | grep -Eo '[0-9]+' | tail -1 || true)"
-  [ -n "$runs" ] || runs="$(grep -Eo '^stat::number_of_executed_units: *[0-9]+' "$LOG" | grep -Eo '[0-9]+$' | tail -1 || true)"
+  runs="$(grep -aEo 'Done [0-9]+ runs' "$LOG" | grep -Eo '[0-9]+' | tail -1 || true)"
+  [ -n "$runs" ] || runs="$(grep -aEo '^stat::number_of_executed_units: *[0-9]+' "$LOG" | grep -Eo '[0-9]+$' | tail -1 || true)"
   corpus="$(find "corpus/$t" -type f | wc -l)"
-  crashes="$(find "artifacts/$t" -type f -name 'crash-*' -o -type f -name 'oom-*' -o -type f -name 'timeout-*' | wc -l)"
+  # Crash, out-of-memory and timeout inputs written by this run.
+  crashes="$(find "artifacts/$t" -type f -newer "$STAMP" \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)"
   printf '%-18s %8s %10s %8s %8s\n' "$t" "$SECS" "${runs:-?}" "$corpus" "$crashes"
   if [ "$rc" -ne 0 ]; then
     FAILED=1
     echo "  $t exited $rc; see $LOG" >&2
-    grep -m3 -E 'panicked|ERROR: libFuzzer|SUMMARY' "$LOG" >&2 || true
+    grep -a -m3 -E 'panicked|ERROR: libFuzzer|SUMMARY' "$LOG" >&2 || true
   fi
 done
 exit "$FAILED"

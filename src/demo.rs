@@ -19,7 +19,9 @@ use tapedeck_sessions::Outcome;
 
 /// Flags of `tapedeck demo`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  tapedeck demo\n  tapedeck demo --out /tmp/demo --record 10s --replay 10s")]
+#[command(
+    after_help = "Examples:\n  tapedeck demo\n  tapedeck demo --out /tmp/demo --record 10s --replay 10s"
+)]
 pub struct DemoArgs {
     /// Where to leave the journal, run reports, CSVs and HTML comparison.
     #[arg(long, default_value = "demo-out")]
@@ -188,7 +190,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     };
 
     progress.step("starting the sample API, release a");
-    let recorded = Service::start("testbed a", &["testbed", "--listen", "127.0.0.1:0", "--release", "a"])?;
+    let recorded = Service::start(
+        "testbed a",
+        &["testbed", "--listen", "127.0.0.1:0", "--release", "a"],
+    )?;
     println!("  testbed release a at {}", recorded.url);
 
     progress.step("starting tapedeck capture in front of it");
@@ -254,7 +259,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
             i + 1,
             args.replay
         ));
-        let server = Service::start("testbed", &["testbed", "--listen", "127.0.0.1:0", "--release", release])?;
+        let server = Service::start(
+            "testbed",
+            &["testbed", "--listen", "127.0.0.1:0", "--release", release],
+        )?;
         let report = format!("{out_s}/run-{label}.json");
         let csv = format!("{out_s}/run-{label}");
         let code = run_step(&[
@@ -294,7 +302,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     let html = format!("{out_s}/compare.html");
     println!("  control: release a against itself (a1 vs a2) — should be all ~");
     run_step(&[
-        "analyze", "compare", "--base", &reports[0], "--candidate", &reports[2], "--no-fail",
+        "analyze",
+        "compare",
+        "--base",
+        &reports[0],
+        "--candidate",
+        &reports[2],
+        "--no-fail",
     ])?;
     println!();
     let code = run_step(&[
@@ -325,7 +339,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         "--no-fail",
     ])?;
 
-    println!("\nDone in {:.0}s. Files:", progress.start.elapsed().as_secs_f64());
+    println!(
+        "\nDone in {:.0}s. Files:",
+        progress.start.elapsed().as_secs_f64()
+    );
     println!("  journal:        {journal_s}/");
     for r in &reports {
         println!("  run report:     {r}");

@@ -46,6 +46,9 @@ enum Command {
     #[command(subcommand)]
     Analyze(tapedeck_analyze::cli::AnalyzeCommand),
     /// Print shell completions (bash, zsh, fish, ...).
+    #[command(
+        after_help = "Examples:\n  tapedeck completions bash > /etc/bash_completion.d/tapedeck\n  tapedeck completions zsh > ~/.zfunc/_tapedeck\n  tapedeck completions fish > ~/.config/fish/completions/tapedeck.fish"
+    )]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -88,19 +91,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// The crates' errors already say what failed and why on one line (their
+/// messages include the cause), so the source chain is not printed again.
+fn one_line(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
 fn dispatch(command: Command) -> anyhow::Result<Outcome> {
     Ok(match command {
         Command::Demo(args) => demo::run(args)?,
-        Command::Testbed(args) => tapedeck_testbed::cli::run_testbed(args)?,
-        Command::Simulate(args) => tapedeck_testbed::cli::run_simulate(args)?,
-        Command::Capture(args) => tapedeck_capture::cli::run_capture(args)?,
-        Command::Ca(cmd) => tapedeck_capture::cli::run_ca(cmd)?,
-        Command::Sessions(SessionsCommand::Journal(cmd)) => tapedeck_sessions::cli::run(cmd)?,
-        Command::Sessions(SessionsCommand::Correlations(args)) => {
-            tapedeck_replay::cli::run_correlations(args)?
+        Command::Testbed(args) => tapedeck_testbed::cli::run_testbed(args).map_err(one_line)?,
+        Command::Simulate(args) => tapedeck_testbed::cli::run_simulate(args).map_err(one_line)?,
+        Command::Capture(args) => tapedeck_capture::cli::run_capture(args).map_err(one_line)?,
+        Command::Ca(cmd) => tapedeck_capture::cli::run_ca(cmd).map_err(one_line)?,
+        Command::Sessions(SessionsCommand::Journal(cmd)) => {
+            tapedeck_sessions::cli::run(cmd).map_err(one_line)?
         }
-        Command::Replay(args) => tapedeck_replay::cli::run_replay(args)?,
-        Command::Analyze(cmd) => tapedeck_analyze::cli::run(cmd)?,
+        Command::Sessions(SessionsCommand::Correlations(args)) => {
+            tapedeck_replay::cli::run_correlations(args).map_err(one_line)?
+        }
+        Command::Replay(args) => tapedeck_replay::cli::run_replay(args).map_err(one_line)?,
+        Command::Analyze(cmd) => tapedeck_analyze::cli::run(cmd).map_err(one_line)?,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -11,16 +11,34 @@ fn demo_names_exactly_the_regressions_of_release_b() {
     let out = dir.path().join("demo");
     let run = tapedeck()
         .args(["demo", "--out", out.to_str().unwrap()])
-        .args(["--record", "10s", "--replay", "8s", "--students", "9", "--trainers", "1"])
+        .args([
+            "--record",
+            "10s",
+            "--replay",
+            "8s",
+            "--students",
+            "9",
+            "--trainers",
+            "1",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "demo failed\n{stdout}\n{stderr}");
     for step in ["[1/", "recording", "replay 1/3", "comparing"] {
-        assert!(stdout.contains(step), "no progress line {step:?}:\n{stdout}");
+        assert!(
+            stdout.contains(step),
+            "no progress line {step:?}:\n{stdout}"
+        );
     }
-    for file in ["run-a1.json", "run-b.json", "run-a2.json", "compare.html", "run-b_stats.csv"] {
+    for file in [
+        "run-a1.json",
+        "run-b.json",
+        "run-a2.json",
+        "compare.html",
+        "run-b_stats.csv",
+    ] {
         assert!(out.join(file).is_file(), "demo left no {file}");
     }
     assert!(std::fs::read_dir(out.join("journal")).unwrap().count() >= 1);
@@ -31,7 +49,11 @@ fn demo_names_exactly_the_regressions_of_release_b() {
         .args(["--candidate", "run-b.json", "--format", "json"])
         .output()
         .unwrap();
-    assert_eq!(cmp.status.code(), Some(1), "a regression must fail the gate");
+    assert_eq!(
+        cmp.status.code(),
+        Some(1),
+        "a regression must fail the gate"
+    );
     let json: serde_json::Value = serde_json::from_slice(&cmp.stdout).unwrap();
     let mut flagged = Vec::new();
     for e in json["endpoints"].as_array().unwrap() {

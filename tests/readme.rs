@@ -73,7 +73,11 @@ fn readme_commands() -> Vec<String> {
 #[test]
 fn every_readme_command_parses() {
     let cmds = readme_commands();
-    assert!(cmds.len() >= 20, "README lists only {} commands", cmds.len());
+    assert!(
+        cmds.len() >= 20,
+        "README lists only {} commands",
+        cmds.len()
+    );
     let mut bad = Vec::new();
     for cmd in &cmds {
         let words = shell_words(cmd);
@@ -84,8 +88,15 @@ fn every_readme_command_parses() {
             .output()
             .unwrap();
         if !out.status.success() {
-            bad.push(format!("{cmd}\n    {}", String::from_utf8_lossy(&out.stderr).trim()));
+            bad.push(format!(
+                "{cmd}\n    {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
     }
-    assert!(bad.is_empty(), "README commands that no longer parse:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "README commands that no longer parse:\n{}",
+        bad.join("\n")
+    );
 }

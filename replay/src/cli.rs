@@ -138,9 +138,10 @@ pub struct ReplayArgs {
     /// Also trust these CA certificates (PEM) for https targets.
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// Serve Prometheus metrics on this address while running.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics on this address while running (a bare port
+    /// listens on 127.0.0.1).
+    #[arg(long, value_name = "ADDR|PORT")]
+    pub metrics_listen: Option<String>,
     /// How exchanges group into sessions: auto|header:NAME|cookie:NAME|jwt:CLAIM.
     #[arg(long, value_name = "KEY")]
     pub session_key: Option<String>,
@@ -244,7 +245,11 @@ pub fn config_from_args(args: &ReplayArgs) -> Result<ReplayConfig, Error> {
     }
     config.h2 = args.h2;
     config.ca_cert = args.ca_cert.clone();
-    config.metrics_listen = args.metrics_listen;
+    config.metrics_listen = args
+        .metrics_listen
+        .as_deref()
+        .map(parse_listen)
+        .transpose()?;
     config.session_key = args.session_key.clone();
     config.idle_split = args
         .idle_split
@@ -254,6 +259,19 @@ pub fn config_from_args(args: &ReplayArgs) -> Result<ReplayConfig, Error> {
     config.hlog = args.hlog.clone();
     config.progress = !args.quiet;
     Ok(config)
+}
+
+/// `--metrics-listen`: `ADDR:PORT`, or a bare port on loopback.
+fn parse_listen(s: &str) -> Result<SocketAddr, Error> {
+    let s = s.trim();
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        Error::Usage(format!(
+            "--metrics-listen {s:?}: not ADDR:PORT or a port (e.g. 127.0.0.1:9100)"
+        ))
+    })
 }
 
 /// Runs a replay.
@@ -314,4 +332,23 @@ pub fn run_replay(args: ReplayArgs) -> Result<Outcome, Error> {
         }
     }
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_listen_takes_an_address_or_a_loopback_port() {
+        assert_eq!(
+            parse_listen("9100").unwrap(),
+            "127.0.0.1:9100".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_listen("0.0.0.0:9100").unwrap(),
+            "0.0.0.0:9100".parse::<SocketAddr>().unwrap()
+        );
+        let e = parse_listen("nowhere").unwrap_err().to_string();
+        assert!(e.contains("--metrics-listen"), "{e}");
+    }
 }

@@ -55,7 +55,7 @@ const BATCH: usize = 32;
 const BATCH_AGE: Duration = Duration::from_millis(200);
 
 /// A VU's outbox: samples leave in batches, sent when full, when the oldest
-/// is [`BATCH_AGE`] old, before the VU sleeps ([`Outbox::flush`]) and when
+/// is 200 ms old, before the VU sleeps ([`Outbox::flush`]) and when
 /// the outbox is dropped, so no sample is lost and none waits long.
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Vec<Sample>>,

@@ -160,12 +160,16 @@ fn rotates_by_size_and_reads_the_set_in_time_order() {
     let mut sorted = s.files.clone();
     sorted.sort();
     assert_eq!(sorted, s.files, "name order is creation order");
-    for f in &s.files {
+    for (seq, f) in s.files.iter().enumerate() {
+        // cap-20261126T101500.123Z-0000.jsonl.zst
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let stamp = &name[4..23];
+        assert!(name.starts_with("cap-"), "{name}");
         assert!(
-            name.starts_with("cap-2") && name.ends_with("Z-0000.jsonl.zst") || name.contains("Z-0"),
+            chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3f").is_ok(),
             "{name}"
         );
+        assert_eq!(&name[23..], format!("Z-{seq:04}.jsonl.zst"), "{name}");
     }
     let paths = expand_paths(&[dir.path().to_path_buf()]).unwrap();
     assert_eq!(paths, s.files);

@@ -96,7 +96,6 @@ pub struct JournalWriter {
     frame_started: Option<Instant>,
     compressor: zstd::bulk::Compressor<'static>,
     compressed: Vec<u8>,
-    scratch: Vec<u8>,
     exchanges: u64,
     bytes_written: u64,
     dropped: u64,
@@ -172,7 +171,6 @@ impl JournalWriter {
             frame_started: None,
             compressor,
             compressed: Vec::new(),
-            scratch: Vec::with_capacity(4096),
             exchanges: 0,
             bytes_written: 0,
             dropped: 0,
@@ -187,16 +185,21 @@ impl JournalWriter {
         if self.current.is_none() {
             self.open_next()?;
         }
-        // Serialize the exchange and splice in the record tag, which gives the
-        // same line as `Record::Exchange` without cloning the exchange.
-        self.scratch.clear();
-        serde_json::to_writer(&mut self.scratch, ex).map_err(|e| self.invalid(e))?;
-        debug_assert!(self.scratch.starts_with(b"{\""));
+        // Write the record tag, then the exchange object with its opening
+        // `{` turned into a `,`: the same line as `Record::Exchange`, without
+        // cloning the exchange or copying the line.
         if self.frame.is_empty() {
             self.frame_started = Some(Instant::now());
         }
-        self.frame.extend_from_slice(b"{\"type\":\"exchange\",");
-        self.frame.extend_from_slice(&self.scratch[1..]);
+        let line_start = self.frame.len();
+        self.frame.extend_from_slice(b"{\"type\":\"exchange\"");
+        let object_start = self.frame.len();
+        if let Err(e) = serde_json::to_writer(&mut self.frame, ex) {
+            self.frame.truncate(line_start);
+            return Err(self.invalid(e));
+        }
+        debug_assert_eq!(self.frame.get(object_start), Some(&b'{'));
+        self.frame[object_start] = b',';
         self.frame.push(b'\n');
         self.exchanges += 1;
         if let Some(f) = self.current.as_mut() {
