@@ -281,5 +281,5 @@ STATUS=$(curl -s "http://127.0.0.1:$ST_PORT/")
 kill -TERM "$TD_PID"
 for _ in $(seq 200); do kill -0 "$TD_PID" 2>/dev/null || break; sleep 0.1; done
 echo "tapedeck status at the end: $STATUS"
-echo "tapedeck summary: $(tail -n +2 "$WORK/capture.log" | grep -v '^  ' | tr '\n' ' ')"
+echo "tapedeck summary: $(tail -n +2 "$WORK/capture.log" | grep -v '^  \|^status on\|^metrics on' | tr '\n' ' ')"
 echo "journal: $(du -sh "$WORK/journals" | cut -f1) on disk"

@@ -33,10 +33,10 @@ pub struct DemoArgs {
     #[arg(long, default_value = "15s")]
     pub replay: String,
     /// Simulated students during the recording.
-    #[arg(long, default_value_t = 45)]
+    #[arg(long, default_value_t = 18)]
     pub students: u32,
     /// Simulated trainers during the recording.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 2)]
     pub trainers: u32,
 }
 

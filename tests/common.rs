@@ -128,9 +128,8 @@ pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-/// Serializes the load-heavy tests (demo, replays at 10x): their latency
-/// verdicts mean something only when they do not share the two cores with
-/// each other.
+/// Serializes the load-heavy tests of one test binary: they measure or
+/// crash things under load, and two at once on two cores measure each other.
 pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -1,12 +1,17 @@
 //! `tapedeck demo` end to end: record, replay A/B/A, compare. The comparison
 //! must name exactly release b's regressions: Social Feed slower, Analytics
 //! Dashboard errors up, nothing else.
+//!
+//! This is a test binary of its own: cargo runs test binaries one after
+//! another, so the demo's replays have the machine to themselves and its
+//! latency verdicts mean something.
 
-use crate::common::{heavy, tapedeck};
+mod common;
+
+use common::tapedeck;
 
 #[test]
 fn demo_names_exactly_the_regressions_of_release_b() {
-    let _serial = heavy();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let run = tapedeck()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use tapedeck_sessions::{Exchange, JournalReader, JournalWriter};
 
-use crate::common::{free_port, mode, tapedeck, wait_for_port, ChildGuard};
+use crate::common::{free_port, heavy, mode, tapedeck, wait_for_port, ChildGuard};
 
 /// A testbed (release A) on a free port, running on its own runtime until
 /// dropped.
@@ -227,6 +227,8 @@ fn kill_nine_under_keep_alive_load_loses_nothing_older_than_the_flush_interval()
     // The writer checks its frame every few tens of ms; a busy 2-core
     // machine gets 400 ms more.
     const MARGIN: Duration = Duration::from_millis(400);
+    // Twenty loaded runs: not beside the tests whose verdicts need quiet cores.
+    let _serial = heavy();
     let tb = testbed();
     let mut rng = Seeded(0x5eed_0009_c0ff_ee00);
     let (mut checked, mut recovered_total, mut sent_total) = (0usize, 0usize, 0usize);
@@ -342,6 +344,8 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 #[test]
 fn a_captured_password_appears_in_no_output_and_files_are_private() {
     const PASSWORD: &str = "Plain-Hunter2-q7Zx";
+    // Replays at full speed: not beside the tests whose verdicts need quiet cores.
+    let _serial = heavy();
     let tb = testbed();
     let work = tempfile::tempdir().unwrap();
     let journals = work.path().join("journals");

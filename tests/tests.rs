@@ -7,7 +7,6 @@ mod analyze;
 mod capture;
 mod cli;
 mod correlation;
-mod demo;
 mod readme;
 mod reliability;
 mod replay;
