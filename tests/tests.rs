@@ -7,6 +7,7 @@ mod analyze;
 mod capture;
 mod cli;
 mod correlation;
+mod metrics;
 mod readme;
 mod reliability;
 mod replay;
