@@ -65,6 +65,16 @@ pub const SINGLE_RUN_DRIFT: f64 = 0.20;
 pub const ALPHA: f64 = 0.01;
 /// Fewer requests than this on a side gives `?`.
 pub const MIN_REQUESTS: u64 = 30;
+/// Safety multiplier on the observed run-to-run drift: a few runs
+/// underestimate how far a further run can land.
+pub const DRIFT_MULTIPLIER: f64 = 3.0;
+/// Which quantile of the per-endpoint spreads is the machine-wide drift.
+pub const DRIFT_QUANTILE: f64 = 0.75;
+/// Requests per run an endpoint needs for its spread to count towards the
+/// machine-wide drift (when any endpoint has that many; otherwise
+/// [`MIN_REQUESTS`]). With fewer, the sampling error of a run's median
+/// (several percent at 100 requests) swamps the drift being measured.
+pub const DRIFT_MIN_REQUESTS: u64 = 300;
 /// Smallest error-rate difference that can count (0.1 percentage point).
 pub const MIN_ERROR_RATE_DELTA: f64 = 0.001;
 
@@ -73,8 +83,10 @@ pub const MIN_ERROR_RATE_DELTA: f64 = 0.001;
 pub struct CompareOptions {
     /// Effect floor as a fraction (`--noise 5%` is 0.05).
     pub noise: f64,
-    /// Floor used when a side has a single run.
+    /// Floor used when no side has several runs.
     pub single_run_drift: f64,
+    /// Safety multiplier on the drift observed between runs of a side.
+    pub drift_multiplier: f64,
     /// Family-wise significance level; each endpoint is tested at
     /// `alpha / m` over the m endpoints judged.
     pub alpha: f64,
@@ -87,6 +99,7 @@ impl Default for CompareOptions {
         CompareOptions {
             noise: DEFAULT_NOISE,
             single_run_drift: SINGLE_RUN_DRIFT,
+            drift_multiplier: DRIFT_MULTIPLIER,
             alpha: ALPHA,
             min_requests: MIN_REQUESTS,
         }
@@ -182,6 +195,8 @@ pub struct SideStats {
     buckets: Buckets,
     #[serde(skip)]
     run_means_ms: Vec<f64>,
+    #[serde(skip)]
+    run_requests: Vec<u64>,
 }
 
 /// Relative changes, candidate vs base (`0.1` = 10 % more).
@@ -228,8 +243,10 @@ pub struct EndpointComparison {
     pub error_p_value: f64,
     /// The effect floor applied to the median (fraction).
     pub floor: f64,
-    /// Measured run-to-run standard deviation of the median (fraction),
-    /// with ≥ 2 runs a side.
+    /// The effect floor applied to the mean (fraction).
+    pub floor_mean: f64,
+    /// Observed run-to-run spread of this endpoint: the largest `max / min
+    /// − 1` of the per-run medians and means over the sides with ≥ 2 runs.
     pub spread: Option<f64>,
     /// The significance level this endpoint was tested at (α / m).
     pub alpha: f64,
@@ -308,6 +325,9 @@ pub struct Comparison {
     pub noise: f64,
     /// How the effect floor was chosen, in one sentence.
     pub floor_rule: String,
+    /// Machine-wide run-to-run drift: the [`DRIFT_QUANTILE`] of the
+    /// endpoints' spreads, when a side has ≥ 2 runs.
+    pub drift: Option<f64>,
     /// Per-endpoint comparisons, in base order then candidate-only ones.
     pub endpoints: Vec<EndpointComparison>,
     /// Failure kinds whose count changed.
@@ -394,6 +414,7 @@ fn side_stats(runs: &[&EndpointReport], run_seconds: &[f64]) -> SideStats {
             .map(|b| ms(b.quantiles(&[0.5])[0]))
             .collect(),
         run_means_ms: recorded.iter().map(|b| b.mean() / 1000.0).collect(),
+        run_requests: recorded.iter().map(|b| b.total).collect(),
         spectrum: spectrum_of(&pooled),
         buckets: pooled,
     }
@@ -414,21 +435,43 @@ fn pooled_log_sd(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     Some((((ss(a) + ss(b)) / df).sqrt(), df))
 }
 
-/// (max − min) / pooled of per-run values (0 with fewer than two).
-fn relative_range(values: &[f64], pooled: f64) -> f64 {
-    if values.len() < 2 || pooled <= 0.0 {
-        return 0.0;
+/// `max / min − 1` of per-run values; `None` with fewer than two or a
+/// non-positive value.
+fn relative_spread(values: &[f64]) -> Option<f64> {
+    if values.len() < 2 || values.iter().any(|v| *v <= 0.0) {
+        return None;
     }
     let max = values.iter().copied().fold(f64::MIN, f64::max);
     let min = values.iter().copied().fold(f64::MAX, f64::min);
-    (max - min) / pooled
+    Some(max / min - 1.0)
+}
+
+/// The observed run-to-run spread of one endpoint: the largest relative
+/// spread of the per-run medians and means over the sides with ≥ 2 runs.
+fn endpoint_spread(sides: &[&SideStats]) -> Option<f64> {
+    sides
+        .iter()
+        .flat_map(|s| [relative_spread(&s.run_p50_ms), relative_spread(&s.run_means_ms)])
+        .flatten()
+        .reduce(f64::max)
+}
+
+/// Nearest-rank quantile of unsorted values; `None` when empty.
+fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
 }
 
 /// The run-level floor: `exp(t · s · √(1/ka + 1/kb)) − 1`.
-fn run_level_floor(a: &[f64], b: &[f64], alpha: f64) -> Option<(f64, f64)> {
+fn run_level_floor(a: &[f64], b: &[f64], alpha: f64) -> Option<f64> {
     let (sd, df) = pooled_log_sd(a, b)?;
     let se = sd * (1.0 / a.len() as f64 + 1.0 / b.len() as f64).sqrt();
-    Some(((t_critical(alpha, df) * se).exp() - 1.0, sd.exp() - 1.0))
+    Some((t_critical(alpha, df) * se).exp() - 1.0)
 }
 
 fn ratio(c: f64, b: f64) -> Option<f64> {
@@ -439,7 +482,7 @@ fn compare_endpoint(
     name: &str,
     base: Option<SideStats>,
     cand: Option<SideStats>,
-    multi_run: bool,
+    drift: Option<f64>,
     alpha: f64,
     o: &CompareOptions,
 ) -> EndpointComparison {
@@ -456,6 +499,7 @@ fn compare_endpoint(
         n_candidate: 0,
         error_p_value: 1.0,
         floor: o.noise.max(o.single_run_drift),
+        floor_mean: o.noise.max(o.single_run_drift),
         spread: None,
         alpha,
         note: String::new(),
@@ -490,26 +534,32 @@ fn compare_endpoint(
 
     // Effect floors for the median and the mean.
     let single = o.noise.max(o.single_run_drift);
-    let (floor_p50, floor_mean) = if multi_run {
-        let floor = |bv: &[f64], bp: f64, cv: &[f64], cp: f64| -> (f64, Option<f64>) {
-            let Some((t_floor, sd)) = run_level_floor(bv, cv, alpha) else {
-                return (single, None);
+    out.spread = endpoint_spread(&[&b, &c]);
+    let (floor_p50, floor_mean) = match drift {
+        None => (single, single),
+        Some(drift) => {
+            let observed = out.spread.unwrap_or(0.0).max(drift);
+            // Never more conservative than one run each, unless the runs
+            // themselves already drift further apart than that.
+            let cap = single.max(observed);
+            let measured = o.noise.max(o.drift_multiplier * observed).min(cap);
+            // With ≥ 3 runs on both sides a t-test on the runs' values can
+            // vouch for a lower floor than the drift rule.
+            let floor = |bv: &[f64], cv: &[f64]| -> f64 {
+                if bv.len() < 3 || cv.len() < 3 {
+                    return measured;
+                }
+                run_level_floor(bv, cv, alpha)
+                    .map_or(measured, |t_floor| o.noise.max(t_floor).min(measured))
             };
-            // Few runs make the t-test floor huge (2 + 2 runs: t ≈ 50); the
-            // one-run assumption still caps it, unless the runs themselves
-            // drift further apart than that assumption.
-            let range = relative_range(bv, bp).max(relative_range(cv, cp));
-            let cap = o.single_run_drift.max(range);
-            (o.noise.max(t_floor.min(cap)), Some(sd))
-        };
-        let (f50, sd50) = floor(&b.run_p50_ms, b.p50_ms, &c.run_p50_ms, c.p50_ms);
-        let (fmean, _) = floor(&b.run_means_ms, b.mean_ms, &c.run_means_ms, c.mean_ms);
-        out.spread = sd50;
-        (f50, fmean)
-    } else {
-        (single, single)
+            (
+                floor(&b.run_p50_ms, &c.run_p50_ms),
+                floor(&b.run_means_ms, &c.run_means_ms),
+            )
+        }
     };
     out.floor = floor_p50;
+    out.floor_mean = floor_mean;
 
     // Error rates.
     if b.requests < o.min_requests || c.requests < o.min_requests {
@@ -628,9 +678,9 @@ fn warnings(base: &[RunReport], cand: &[RunReport]) -> Vec<String> {
             ));
         }
     }
-    if base.len() < 2 || cand.len() < 2 {
+    if base.len() < 2 && cand.len() < 2 {
         w.push(format!(
-            "one run on a side: run-to-run noise cannot be measured, so changes under {:.0}% are treated as noise; give ≥ 2 runs per side (interleaved A, B, A, B) to detect smaller changes",
+            "one run on a side: run-to-run noise cannot be measured, so changes under {:.0}% are treated as noise; give ≥ 2 runs on a side (interleaved A, B, A) to detect smaller changes",
             SINGLE_RUN_DRIFT * 100.0
         ));
     }
@@ -640,7 +690,6 @@ fn warnings(base: &[RunReport], cand: &[RunReport]) -> Vec<String> {
 /// Compares base runs with candidate runs. Neither slice may be empty
 /// (an empty side compares as all `?`).
 pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Comparison {
-    let multi_run = base.len() >= 2 && cand.len() >= 2;
     let mut names: Vec<String> = Vec::new();
     for r in base.iter().chain(cand) {
         for e in &r.endpoints {
@@ -678,10 +727,38 @@ pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Co
         .count()
         .max(1);
     let alpha = o.alpha / judged as f64;
+    // Machine-wide drift: a high quantile of the endpoints' own spreads,
+    // over the endpoints with enough requests in every run for their
+    // per-run medians to measure the machine rather than sampling error.
+    let spreads_over = |min: u64| -> Vec<f64> {
+        sides
+            .iter()
+            .filter_map(|(b, c)| {
+                let (b, c) = (b.as_ref()?, c.as_ref()?);
+                let multi: Vec<&SideStats> = [b, c]
+                    .into_iter()
+                    .filter(|s| s.run_requests.len() >= 2)
+                    .collect();
+                let enough = multi
+                    .iter()
+                    .all(|s| s.run_requests.iter().all(|n| *n >= min));
+                (!multi.is_empty() && enough).then(|| endpoint_spread(&[b, c]))?
+            })
+            .collect()
+    };
+    let mut spreads = spreads_over(DRIFT_MIN_REQUESTS.max(o.min_requests));
+    if spreads.is_empty() {
+        spreads = spreads_over(o.min_requests);
+    }
+    let drift = if base.len() >= 2 || cand.len() >= 2 {
+        quantile(&spreads, DRIFT_QUANTILE)
+    } else {
+        None
+    };
     let endpoints: Vec<EndpointComparison> = names
         .iter()
         .zip(sides)
-        .map(|(n, (b, c))| compare_endpoint(n, b, c, multi_run, alpha, o))
+        .map(|(n, (b, c))| compare_endpoint(n, b, c, drift, alpha, o))
         .collect();
 
     let mut geo = Geomean::default();
@@ -736,27 +813,43 @@ pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Co
         requests: runs.iter().map(|r| r.total_requests()).sum(),
         timelines: runs.iter().map(|r| r.timeline.clone()).collect(),
     };
-    let floor_rule = if multi_run {
-        format!(
-            "{} base and {} candidate runs: a change must be significant (Mann–Whitney p < {:.2e} = {} / {} endpoints) and exceed, in both median and mean, the larger of --noise {:.0}% and the run-to-run noise (t-test on the runs' medians and means at the same level; capped at {:.0}% unless a side's runs differ by more)",
-            base.len(),
-            cand.len(),
-            alpha,
-            o.alpha,
-            judged,
+    let test = format!(
+        "a change must be significant (Mann–Whitney p < {:.2e} = {} / {} endpoints) and exceed the floor in both median and mean",
+        alpha, o.alpha, judged
+    );
+    let single = o.noise.max(o.single_run_drift);
+    let floor_rule = match drift {
+        Some(drift) => {
+            let sides = [("base", base.len()), ("candidate", cand.len())]
+                .into_iter()
+                .filter(|(_, k)| *k >= 2)
+                .map(|(side, k)| format!("{k} {side} runs"))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let t_test = if base.len() >= 3 && cand.len() >= 3 {
+                ", or the t-test on the runs' medians and means at the same level when lower"
+            } else {
+                ""
+            };
+            format!(
+                "noise floor from {sides}: drift {:.1}% → floor {:.1}% ({test}; floor = larger of --noise {:.0}% and {} × the larger of the endpoint's own spread and the drift (the {:.0}th percentile of the endpoints' run-to-run spreads), at most the one-run {:.0}% unless the runs themselves differ by more{t_test})",
+                drift * 100.0,
+                o.noise
+                    .max(o.drift_multiplier * drift)
+                    .min(single.max(drift))
+                    * 100.0,
+                o.noise * 100.0,
+                o.drift_multiplier,
+                DRIFT_QUANTILE * 100.0,
+                single * 100.0,
+            )
+        }
+        None => format!(
+            "one run on a side: {test}; floor {:.0}% (the larger of --noise {:.0}% and the {:.0}% drift two runs of one build can show)",
+            single * 100.0,
             o.noise * 100.0,
             o.single_run_drift * 100.0
-        )
-    } else {
-        format!(
-            "one run on a side: a change must be significant (Mann–Whitney p < {:.2e} = {} / {} endpoints) and exceed {:.0}% in both median and mean (the larger of --noise {:.0}% and the {:.0}% drift two runs of one build can show)",
-            alpha,
-            o.alpha,
-            judged,
-            o.noise.max(o.single_run_drift) * 100.0,
-            o.noise * 100.0,
-            o.single_run_drift * 100.0
-        )
+        ),
     };
     let control = (base.len() >= 2).then(|| {
         let c = compare(&base[..1], &base[1..2], o);
@@ -786,6 +879,7 @@ pub fn compare(base: &[RunReport], cand: &[RunReport], o: &CompareOptions) -> Co
         candidate: info(cand),
         noise: o.noise,
         floor_rule,
+        drift,
         endpoints,
         errors,
         geomean: geo,

@@ -51,19 +51,36 @@ pub fn corevia() -> Vec<Spec> {
     ]
 }
 
-/// Run-to-run drift: the whole machine and each endpoint move by a factor
-/// drawn uniformly within ± these fractions.
+/// Run-to-run drift: each run draws one machine factor shared by all its
+/// endpoints, and each endpoint of the run a further factor of its own,
+/// both uniform within ± these fractions.
 #[derive(Debug, Clone, Copy)]
 pub struct Drift {
     pub machine: f64,
     pub endpoint: f64,
 }
 
-/// Two replays of one build on a busy 2-core machine: up to ±4 % for the
-/// machine and ±6 % per endpoint, so two runs differ by up to ~20 % at p50.
+/// Two replays of one build on a busy 2-core machine, endpoint-heavy: up to
+/// ±4 % for the machine and ±6 % per endpoint, so two runs differ by up to
+/// ~20 % at p50.
 pub const BUSY: Drift = Drift {
     machine: 0.04,
     endpoint: 0.06,
+};
+
+/// The usual shape of drift (measured A-vs-A on the demo: every endpoint of
+/// a run moves together, a little jitter on top): ±4 % for the machine and
+/// ±2 % per endpoint, so two runs differ by up to ~12 %, typically 4–5 %.
+pub const MACHINE: Drift = Drift {
+    machine: 0.04,
+    endpoint: 0.02,
+};
+
+/// A noisy machine: ±8 % for the machine and ±3 % per endpoint, so two runs
+/// differ by up to ~22 %, typically 8–10 %.
+pub const NOISY: Drift = Drift {
+    machine: 0.08,
+    endpoint: 0.03,
 };
 
 /// A quiet CI runner: ±1 % machine, ±1.5 % per endpoint.
@@ -167,4 +184,69 @@ pub fn same(_: &str) -> f64 {
 
 pub fn none(_: &str) -> f64 {
     0.0
+}
+
+/// Same-build comparisons of `base_runs` against `cand_runs` runs: how many
+/// of `pairs` come out with nothing flagged, and what the others flagged.
+pub fn same_build_pairs(
+    seed: u64,
+    pairs: usize,
+    base_runs: usize,
+    cand_runs: usize,
+    drift: Drift,
+    multiplier: f64,
+) -> (usize, Vec<String>, Vec<f64>) {
+    use tapedeck_analyze::compare::{compare, CompareOptions};
+    let specs = corevia();
+    let mut rng = rng(seed);
+    let mut clean = 0;
+    let mut alarms = Vec::new();
+    let mut floors = Vec::new();
+    for pair in 0..pairs {
+        let a = runs(&mut rng, "a", base_runs, &specs, drift, &same, &none);
+        let b = runs(&mut rng, "a-again", cand_runs, &specs, drift, &same, &none);
+        let o = CompareOptions {
+            drift_multiplier: multiplier,
+            ..CompareOptions::default()
+        };
+        let c = compare(&a, &b, &o);
+        let feed = c
+            .endpoints
+            .iter()
+            .find(|e| e.name == "Social Feed")
+            .expect("Social Feed is in the mix");
+        floors.push(feed.floor);
+        let f = flagged(&c);
+        if f.is_empty() {
+            clean += 1;
+        } else {
+            alarms.push(format!("pair {pair}: {}", f.join("; ")));
+        }
+    }
+    (clean, alarms, floors)
+}
+
+/// Endpoints with a latency or error verdict, described.
+pub fn flagged(c: &tapedeck_analyze::compare::Comparison) -> Vec<String> {
+    use tapedeck_analyze::compare::{ErrorVerdict, Verdict};
+    c.endpoints
+        .iter()
+        .filter(|e| {
+            e.verdict != Verdict::Same && e.verdict != Verdict::Unknown
+                || e.errors == ErrorVerdict::Up
+                || e.errors == ErrorVerdict::Down
+        })
+        .map(|e| {
+            format!(
+                "{} {} errors {} Δp50 {:?} Δmean {:?} floor {:.3} p {:.2e}",
+                e.name,
+                e.verdict.as_str(),
+                e.errors.as_str(),
+                e.change.p50,
+                e.change.mean,
+                e.floor,
+                e.p_value
+            )
+        })
+        .collect()
 }
