@@ -16,6 +16,7 @@ use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tapedeck_sessions::Outcome;
+use tapedeck_testbed::server::{SEEDED_STUDENTS, SEEDED_TRAINERS};
 
 /// Flags of `tapedeck demo`.
 #[derive(Debug, clap::Args)]
@@ -158,14 +159,14 @@ fn path_str(p: &Path) -> anyhow::Result<&str> {
         .with_context(|| format!("--out {}: path is not UTF-8", p.display()))
 }
 
-/// Writes `username,password,role` rows for the sample API's seeded users.
-fn write_seeded_credentials(path: &Path) -> anyhow::Result<()> {
-    use tapedeck_testbed::server::{SEEDED_PASSWORD, SEEDED_STUDENTS, SEEDED_TRAINERS};
+/// Writes `username,password,role` rows for the sample API's accounts.
+fn write_credentials(path: &Path, students: u32, trainers: u32) -> anyhow::Result<()> {
+    use tapedeck_testbed::server::SEEDED_PASSWORD;
     let mut csv = String::from("username,password,role\n");
-    for i in 1..=SEEDED_STUDENTS {
+    for i in 1..=students {
         csv.push_str(&format!("student{i},{SEEDED_PASSWORD},student\n"));
     }
-    for i in 1..=SEEDED_TRAINERS {
+    for i in 1..=trainers {
         csv.push_str(&format!("trainer{i},{SEEDED_PASSWORD},trainer\n"));
     }
     std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))
@@ -243,9 +244,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     run_step(&["sessions", "stats", &journal_s])?;
 
     // The capture redacted the recorded passwords, so every virtual user
-    // logs in with a row of the sample API's seeded accounts instead.
+    // logs in with a row of its own from the sample API's accounts: with
+    // `--multiply 10` that is ten times as many distinct users as recorded.
+    let (students, trainers) = (
+        (args.students * 10).max(SEEDED_STUDENTS),
+        (args.trainers * 10).max(SEEDED_TRAINERS),
+    );
     let users = out.join("users.csv");
-    write_seeded_credentials(&users)?;
+    write_credentials(&users, students, trainers)?;
+    let (students_s, trainers_s) = (students.to_string(), trainers.to_string());
     let users_s = path_str(&users)?.to_string();
 
     // Fresh servers for every replay: the recording server's state and JWT
@@ -261,7 +268,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         ));
         let server = Service::start(
             "testbed",
-            &["testbed", "--listen", "127.0.0.1:0", "--release", release],
+            &[
+                "testbed",
+                "--listen",
+                "127.0.0.1:0",
+                "--release",
+                release,
+                "--students",
+                &students_s,
+                "--trainers",
+                &trainers_s,
+            ],
         )?;
         let report = format!("{out_s}/run-{label}.json");
         let csv = format!("{out_s}/run-{label}");

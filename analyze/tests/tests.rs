@@ -4,6 +4,7 @@
 
 mod synth;
 
+mod demo;
 mod html;
 mod mwu_reference;
 mod noise;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
-use crate::server::{self, Release, TestbedConfig, DEFAULT_SEED};
+use crate::server::{self, Release, TestbedConfig, DEFAULT_SEED, SEEDED_STUDENTS, SEEDED_TRAINERS};
 use crate::simulate::{self, SimConfig};
 use crate::Error;
 
@@ -32,6 +32,14 @@ pub struct TestbedArgs {
     /// Seed of the initial data and the latency jitter.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// Student accounts to create (`student1`..`studentN`, password
+    /// `corevia-pass`); the first 45 have a history. More accounts let
+    /// every virtual user of a big replay log in as a user of its own.
+    #[arg(long, default_value_t = SEEDED_STUDENTS, value_parser = clap::value_parser!(u32).range(45..=1_000_000))]
+    pub students: u32,
+    /// Trainer accounts to create (`trainer1`..`trainerN`); at least 5.
+    #[arg(long, default_value_t = SEEDED_TRAINERS, value_parser = clap::value_parser!(u32).range(5..=1_000_000))]
+    pub trainers: u32,
 }
 
 /// Flags of `tapedeck simulate`.
@@ -80,6 +88,8 @@ pub fn run_testbed(args: TestbedArgs) -> Result<Outcome, Error> {
         config.jwt_secret = secret;
     }
     config.seed = args.seed;
+    config.students = args.students;
+    config.trainers = args.trainers;
     runtime()?.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let release = config.release;

@@ -63,6 +63,10 @@ pub struct TestbedConfig {
     pub jwt_secret: String,
     /// Seed of the initial data and of the latency jitter.
     pub seed: u64,
+    /// Student accounts (`student1`..): at least the 45 seeded ones.
+    pub students: u32,
+    /// Trainer accounts (`trainer1`..): at least the 5 seeded ones.
+    pub trainers: u32,
 }
 
 /// The seed of [`TestbedConfig::new`]: two testbeds built with defaults
@@ -77,6 +81,8 @@ impl TestbedConfig {
             release,
             jwt_secret: Alphanumeric.sample_string(&mut rand::thread_rng(), 32),
             seed: DEFAULT_SEED,
+            students: SEEDED_STUDENTS,
+            trainers: SEEDED_TRAINERS,
         }
     }
 }
@@ -123,7 +129,11 @@ pub async fn start(listen: SocketAddr, config: TestbedConfig) -> std::io::Result
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = Arc::new(App {
-        store: RwLock::new(store::Store::seeded(config.seed)),
+        store: RwLock::new(store::Store::seeded_with_accounts(
+            config.seed,
+            config.students,
+            config.trainers,
+        )),
         jitter: latency::Jitter::new(config.seed),
         config,
     });

@@ -252,7 +252,32 @@ impl Store {
     /// The seeded store: 45 students, 5 trainers, 200 posts, 40 products
     /// and a week of workouts and meals per seeded user; identical for
     /// equal seeds.
+    #[cfg(test)]
     pub fn seeded(seed: u64) -> Store {
+        Store::seeded_with_accounts(seed, SEEDED_STUDENTS, SEEDED_TRAINERS)
+    }
+
+    /// The seeded store plus load-test accounts: `student{n}` up to
+    /// `students` and `trainer{n}` up to `trainers` (with the seeded
+    /// password), so many virtual users can each log in as a user of their
+    /// own. The extra accounts are added after the seeded data, which stays
+    /// identical; they start with no history.
+    pub fn seeded_with_accounts(seed: u64, students: u32, trainers: u32) -> Store {
+        let mut store = Store::seeded_base(seed);
+        let epoch = seed_epoch();
+        let extra = (SEEDED_STUDENTS + 1..=students)
+            .map(|i| (format!("student{i}"), Role::Student))
+            .chain(
+                (SEEDED_TRAINERS + 1..=trainers).map(|i| (format!("trainer{i}"), Role::Trainer)),
+            );
+        for (name, role) in extra {
+            let email = format!("{name}@corevia.test");
+            store.add_user(&name, &email, SEEDED_PASSWORD, role, epoch);
+        }
+        store
+    }
+
+    fn seeded_base(seed: u64) -> Store {
         let mut rng = SmallRng::seed_from_u64(seed);
         let epoch = seed_epoch();
         let mut store = Store {
