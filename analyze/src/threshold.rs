@@ -74,7 +74,8 @@ pub struct Threshold {
 /// Parses one threshold expression. The error says what is wrong with it.
 pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
     let expr = s.trim();
-    let bad = |why: &str| format!("threshold '{s}': {why}");
+    // Escaped so the message stays on one line whatever the input holds.
+    let bad = |why: &str| format!("threshold '{}': {why}", s.escape_debug());
     if expr.is_empty() {
         return Err(bad("empty expression"));
     }

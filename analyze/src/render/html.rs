@@ -281,7 +281,7 @@ pub fn html_compare(c: &Comparison) -> String {
     );
     let _ = writeln!(
         body,
-        "</table></div><p class=\"rule\">Latencies in ms; Δ is candidate vs base; p is Mann–Whitney U (two-sided). Rule: {}.</p>",
+        "</table></div><p class=\"rule\">Latencies in ms; Δ is candidate vs base (Δmean: mean of the fastest 90 %); p is Mann–Whitney U (two-sided). Rule: {}.</p>",
         esc(&c.floor_rule)
     );
     if let Some(line) = super::table::control_line(c) {

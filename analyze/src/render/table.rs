@@ -259,7 +259,7 @@ pub fn text_compare(c: &Comparison, color: bool) -> String {
     out.push_str(&aligned(COMPARE_HEADER, &compare_align(), &rows, &paint));
     let _ = writeln!(
         out,
-        "(latencies in ms; Δ is candidate vs base; p is Mann–Whitney U, two-sided)"
+        "(latencies in ms; Δ is candidate vs base (Δmean: mean of the fastest 90 %); p is Mann–Whitney U, two-sided)"
     );
     let notes: Vec<String> = c
         .endpoints
@@ -325,7 +325,7 @@ pub fn md_compare(c: &Comparison) -> String {
     out.push_str(&md_table(COMPARE_HEADER, &compare_align(), &rows));
     let _ = writeln!(
         out,
-        "\nLatencies in ms; Δ is candidate vs base; p is Mann–Whitney U (two-sided)."
+        "\nLatencies in ms; Δ is candidate vs base (Δmean: mean of the fastest 90 %); p is Mann–Whitney U (two-sided)."
     );
     if let Some(line) = control_line(c) {
         let _ = writeln!(out, "\n{line}");
