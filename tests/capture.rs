@@ -5,26 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, http, mode, tapedeck, wait_for_port, ChildGuard};
-
-/// A testbed (release A) on a free port, on its own runtime.
-fn testbed() -> (tokio::runtime::Runtime, SocketAddr) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let tb = rt
-        .block_on(tapedeck_testbed::start(
-            "127.0.0.1:0".parse().unwrap(),
-            tapedeck_testbed::TestbedConfig::new(tapedeck_testbed::Release::A),
-        ))
-        .unwrap();
-    let addr = tb.addr();
-    // The testbed runs until the runtime is dropped at the end of the test.
-    std::mem::forget(tb);
-    (rt, addr)
-}
+use crate::common::{free_port, http, mode, tapedeck, testbed, wait_for_port, ChildGuard};
 
 /// Starts `tapedeck capture` and waits for its first stdout line.
 fn start_capture(args: &[&str]) -> (ChildGuard, SocketAddr, String) {
@@ -73,7 +54,8 @@ fn journal_files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn capture_records_simulated_users_and_stops_cleanly_on_sigterm() {
-    let (rt, tb) = testbed();
+    let testbed = testbed();
+    let (rt, tb) = (&testbed.runtime, testbed.addr);
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("journals");
     let upstream = format!("http://{tb}");
@@ -143,7 +125,8 @@ fn capture_records_simulated_users_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn sigkill_loses_nothing_older_than_the_flush_interval() {
-    let (_rt, tb) = testbed();
+    let testbed = testbed();
+    let tb = testbed.addr;
     let out = tempfile::tempdir().unwrap();
     let (mut child, proxy, _) = start_capture(&[
         "--upstream",
@@ -215,7 +198,8 @@ fn sigkill_loses_nothing_older_than_the_flush_interval() {
 
 #[test]
 fn twenty_sigkills_at_random_points_all_recover() {
-    let (_rt, tb) = testbed();
+    let testbed = testbed();
+    let tb = testbed.addr;
     let upstream = format!("http://{tb}");
     // A fixed xorshift sequence: "random" kill points, reproducible.
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;

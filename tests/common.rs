@@ -134,3 +134,33 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// A sample API (release a) on a free port of 127.0.0.1, served by a runtime
+/// of its own until dropped.
+pub struct Testbed {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    _server: tapedeck_testbed::RunningTestbed,
+    /// The runtime serving it; tests may run other async work on it.
+    pub runtime: tokio::runtime::Runtime,
+}
+
+/// Starts a [`Testbed`].
+pub fn testbed() -> Testbed {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(tapedeck_testbed::start(
+            "127.0.0.1:0".parse().unwrap(),
+            tapedeck_testbed::TestbedConfig::new(tapedeck_testbed::Release::A),
+        ))
+        .unwrap();
+    Testbed {
+        addr: server.addr(),
+        _server: server,
+        runtime,
+    }
+}

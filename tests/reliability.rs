@@ -11,34 +11,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use tapedeck_sessions::{Exchange, JournalReader, JournalWriter};
 
-use crate::common::{free_port, heavy, mode, tapedeck, wait_for_port, ChildGuard};
-
-/// A testbed (release A) on a free port, running on its own runtime until
-/// dropped.
-struct Testbed {
-    addr: SocketAddr,
-    _server: tapedeck_testbed::RunningTestbed,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn testbed() -> Testbed {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = runtime
-        .block_on(tapedeck_testbed::start(
-            "127.0.0.1:0".parse().unwrap(),
-            tapedeck_testbed::TestbedConfig::new(tapedeck_testbed::Release::A),
-        ))
-        .unwrap();
-    Testbed {
-        addr: server.addr(),
-        _server: server,
-        _runtime: runtime,
-    }
-}
+use crate::common::{free_port, heavy, mode, tapedeck, testbed, wait_for_port, ChildGuard};
 
 /// Starts `tapedeck capture` in front of `upstream`, writing into `out`.
 fn start_capture(upstream: SocketAddr, out: &Path, extra: &[&str]) -> (ChildGuard, SocketAddr) {

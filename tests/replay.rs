@@ -1,39 +1,12 @@
 //! End-to-end tests of `tapedeck replay` through the real binary against the
 //! embedded testbed on 127.0.0.1.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tapedeck_sessions::{Exchange, JournalWriter};
 
-use crate::common::{mode, tapedeck, ChildGuard};
-
-/// A testbed on a port of its own, running on its own runtime.
-struct Testbed {
-    addr: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-    _server: tapedeck_testbed::RunningTestbed,
-}
-
-fn testbed() -> Testbed {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = runtime
-        .block_on(tapedeck_testbed::start(
-            "127.0.0.1:0".parse().unwrap(),
-            tapedeck_testbed::TestbedConfig::new(tapedeck_testbed::Release::A),
-        ))
-        .unwrap();
-    Testbed {
-        addr: server.addr(),
-        _runtime: runtime,
-        _server: server,
-    }
-}
+use crate::common::{mode, tapedeck, testbed, ChildGuard};
 
 /// A journal of `sessions` sessions, each: User Profile, then Social Feed
 /// `gap_ms` later, both recorded unauthenticated (401).
