@@ -100,3 +100,195 @@ fn every_readme_command_parses() {
         bad.join("\n")
     );
 }
+
+/// Rewrites a README command so it runs here, quickly: the example targets
+/// become live sample APIs, durations shrink to seconds and user counts to
+/// a handful, and the example session id becomes a recorded one.
+fn localize(words: &[String], targets: &[(String, String)], session: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = words.iter().peekable();
+    while let Some(w) = it.next() {
+        let mut w = w.clone();
+        for (from, to) in targets {
+            w = w.replace(from.as_str(), to.as_str());
+        }
+        match w.as_str() {
+            "--run-time" => {
+                it.next();
+                out.extend(["--run-time".to_string(), "2s".to_string()]);
+            }
+            "--users" => {
+                let n: u64 = it.next().unwrap().parse().unwrap();
+                out.extend(["--users".to_string(), n.min(10).to_string()]);
+            }
+            "--stages" => {
+                let plan = it.next().unwrap();
+                let short: Vec<String> = plan
+                    .split(',')
+                    .map(|st| {
+                        let users: u64 = st.split(':').nth(1).unwrap().parse().unwrap();
+                        format!("1s:{}", users.min(10))
+                    })
+                    .collect();
+                out.extend(["--stages".to_string(), short.join(",")]);
+            }
+            "--session" => {
+                it.next();
+                out.extend(["--session".to_string(), session.to_string()]);
+            }
+            _ => out.push(w),
+        }
+    }
+    out
+}
+
+/// Every README command that works on files (sessions, replay, analyze, ca,
+/// completions, the `zstdcat | jq` one-liner) runs for real, in order, on a
+/// journal captured from the sample API. Servers (`capture`, `testbed`,
+/// `demo`) run in their own tests.
+#[test]
+fn readme_commands_run_for_real() {
+    use crate::common::{testbed, ChildGuard};
+    use std::io::{BufRead, BufReader};
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let recorded = testbed();
+
+    // Record a few simulated users into journals/.
+    let mut cmd = tapedeck();
+    cmd.args([
+        "capture",
+        "--upstream",
+        &format!("http://{}", recorded.addr),
+    ])
+    .args(["--listen", "127.0.0.1:0", "--out"])
+    .arg(dir.join("journals"));
+    let mut capture = ChildGuard::spawn(cmd);
+    let mut first = String::new();
+    BufReader::new(capture.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let proxy = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+    let sim = tapedeck()
+        .args([
+            "simulate",
+            "--target",
+            &proxy,
+            "--students",
+            "5",
+            "--trainers",
+            "1",
+        ])
+        .args(["--run-time", "3s", "--think-scale", "0.3"])
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let (code, _, err) = capture.terminate();
+    assert_eq!(code, Some(0), "{err}");
+
+    // Inputs the README assumes: a devtools HAR, a credentials file, a
+    // recorded session id.
+    let run = |args: &[&str]| {
+        let out = tapedeck().current_dir(dir).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    run(&["sessions", "export-har", "journals/", "-o", "devtools.har"]);
+    let mut users = String::from("username,password,role\n");
+    for i in 1..=tapedeck_testbed::server::SEEDED_STUDENTS {
+        users.push_str(&format!("student{i},corevia-pass,student\n"));
+    }
+    for i in 1..=tapedeck_testbed::server::SEEDED_TRAINERS {
+        users.push_str(&format!("trainer{i},corevia-pass,trainer\n"));
+    }
+    std::fs::write(dir.join("users.csv"), users).unwrap();
+    let list = run(&["sessions", "list", "journals/", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let sessions = list
+        .as_array()
+        .or_else(|| list["sessions"].as_array())
+        .expect("sessions list --json is a list");
+    let session = sessions[0]["id"].as_str().unwrap().to_string();
+
+    // Fresh sample APIs stand in for the README's example targets.
+    let targets: Vec<_> = (0..3).map(|_| testbed()).collect();
+    let map: Vec<(String, String)> = ["9000", "9001", "9002"]
+        .iter()
+        .zip(&targets)
+        .map(|(port, t)| {
+            (
+                format!("http://127.0.0.1:{port}"),
+                format!("http://{}", t.addr),
+            )
+        })
+        .collect();
+
+    let mut ran = 0;
+    let readme = include_str!("../README.md");
+    let oneliner = readme
+        .lines()
+        .find(|l| l.starts_with("zstdcat "))
+        .expect("the README shows the zstdcat | jq one-liner");
+    let out = std::process::Command::new("bash")
+        .current_dir(dir)
+        .args(["-c", &format!("set -o pipefail; {oneliner}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{oneliner}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/api/v1/"));
+
+    for cmd in readme_commands() {
+        let words = shell_words(&cmd);
+        let sub = words[1].as_str();
+        if !matches!(
+            sub,
+            "sessions" | "replay" | "analyze" | "ca" | "completions"
+        ) {
+            continue;
+        }
+        let args = localize(&words[1..], &map, &session);
+        let out = tapedeck()
+            .current_dir(dir)
+            .env("TAPEDECK_CA_DIR", dir.join("ca"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)) && !stderr.contains("panicked"),
+            "README command failed: {cmd}\n  ran as: {args:?}\n  exit {:?}: {stderr}",
+            out.status.code()
+        );
+        ran += 1;
+    }
+    assert!(ran >= 25, "only {ran} README commands ran");
+    for file in [
+        "a1.json",
+        "b.json",
+        "a2.json",
+        "compare.html",
+        "compare.md",
+        "run.json",
+        "students.jsonl.zst",
+    ] {
+        assert!(dir.join(file).is_file(), "README flow left no {file}");
+    }
+}
