@@ -56,7 +56,10 @@ impl ChildGuard {
     /// code and everything the child printed.
     pub fn terminate(mut self) -> (Option<i32>, String, String) {
         let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        // A child that already exited was reaped: its pid may be reused.
+        if self.0.try_wait().unwrap().is_none() {
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.0.try_wait().unwrap() {
@@ -76,6 +79,19 @@ impl ChildGuard {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl ChildGuard {
+    /// Waits (at most 60 s) for the child to exit by itself; returns the
+    /// exit code and everything it printed.
+    pub fn terminate_when_done(mut self) -> (Option<i32>, String, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "child still running after 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.terminate()
     }
 }
 

@@ -299,3 +299,86 @@ fn replay_of_a_journal_with_a_damaged_middle_says_what_it_skipped() {
         .sum();
     assert!(requests > 10 && requests < 20, "{requests}");
 }
+
+/// The scaling recipe as local processes: N `replay --shard I/N` processes
+/// at once, then `analyze merge`, add up exactly to one process's run.
+#[test]
+fn shard_processes_merge_to_the_totals_of_one_process() {
+    let tb = testbed();
+    let dir = tempfile::tempdir().unwrap();
+    let j = journal(dir.path(), "https://api.corevia.app", 5, 100);
+    let target = format!("http://{}", tb.addr);
+    let replay = |extra: &[&str], report: &Path| {
+        let mut cmd = tapedeck();
+        cmd.arg("replay")
+            .arg(&j)
+            .args([
+                "--target",
+                &target,
+                "--multiply",
+                "3",
+                "--speed",
+                "max",
+                "--quiet",
+            ])
+            .args(extra)
+            .arg("--report")
+            .arg(report);
+        cmd
+    };
+    let one = dir.path().join("one.json");
+    let out = replay(&[], &one).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let shards: Vec<PathBuf> = (1..=3)
+        .map(|i| dir.path().join(format!("shard-{i}.json")))
+        .collect();
+    let children: Vec<_> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let spec = format!("{}/3", i + 1);
+            ChildGuard::spawn(replay(&["--shard", &spec], p))
+        })
+        .collect();
+    for child in children {
+        let (code, _, err) = child.terminate_when_done();
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let merged = dir.path().join("merged.json");
+    let out = tapedeck()
+        .args(["analyze", "merge"])
+        .args(&shards)
+        .arg("-o")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let read = |p: &Path| tapedeck_analyze::RunReport::read(p).unwrap();
+    let (one, merged) = (read(&one), read(&merged));
+    assert_eq!(merged.total_requests(), one.total_requests());
+    assert_eq!(
+        merged.total_requests(),
+        5 * 2 * 3,
+        "every VU replays its session once"
+    );
+    for ep in &one.endpoints {
+        let m = merged.endpoints.iter().find(|e| e.name == ep.name).unwrap();
+        assert_eq!(
+            (m.requests, m.failures),
+            (ep.requests, ep.failures),
+            "{}",
+            ep.name
+        );
+        assert_eq!(m.histogram.len(), ep.histogram.len(), "{}", ep.name);
+    }
+}
