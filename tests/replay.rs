@@ -93,6 +93,13 @@ fn replay_writes_report_locust_csvs_hlog_and_html() {
         .map(|e| e["requests"].as_u64().unwrap())
         .sum();
     assert_eq!(requests, 12);
+    // The replayer's own accuracy is in the report (sends after a recorded
+    // think time; a session's first request starts it).
+    let sends = run["lateness"]["sends"].as_u64().unwrap();
+    assert!((1..=12).contains(&sends), "{sends}");
+    assert!(
+        run["lateness"]["p99_ms"].as_f64().unwrap() >= run["lateness"]["p50_ms"].as_f64().unwrap()
+    );
     // Recorded 401 and live 401: not failures.
     assert_eq!(run["failures"].as_array().unwrap().len(), 0);
 

@@ -83,6 +83,40 @@ pub struct RunReport {
     /// Requests slower than the slow-request threshold (capped list).
     #[serde(default)]
     pub slow_requests: Vec<SlowRequest>,
+    /// How late requests left the replayer compared with their intended
+    /// send time: the replayer's own accuracy. Absent in merged reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lateness: Option<Lateness>,
+}
+
+/// Scheduling lateness of a run: how late requests were sent compared with
+/// their intended send time (recorded offset ÷ speed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lateness {
+    /// Scheduled sends measured.
+    pub sends: u64,
+    /// Median lateness, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Maximum, ms.
+    pub max_ms: f64,
+}
+
+impl Lateness {
+    /// Summarizes a lateness histogram (µs); `None` when it is empty.
+    pub fn from_histogram(h: &Histogram<u64>) -> Option<Lateness> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(Lateness {
+            sends: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        })
+    }
 }
 
 /// A replayed journal and its checksum.
@@ -280,6 +314,7 @@ impl RunReport {
             failures: Vec::new(),
             thresholds: Vec::new(),
             slow_requests: Vec::new(),
+            lateness: None,
         }
     }
 

@@ -217,6 +217,7 @@ pub async fn replay_run(config: ReplayConfig, handle_signals: bool) -> Result<Re
     report.timeline = m.timeline;
     report.failures = m.failures;
     report.slow_requests = m.slow_requests;
+    report.lateness = tapedeck_analyze::report::Lateness::from_histogram(&m.lateness);
     report.thresholds = evaluate(&report, &thresholds);
     Ok(ReplayRun {
         report,
