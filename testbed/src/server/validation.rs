@@ -23,6 +23,23 @@ impl Validator {
             .push(json!({"type": kind, "loc": loc, "msg": msg, "input": input}));
     }
 
+    /// The value of a required field; records pydantic's "Field required"
+    /// and returns `None` when it is absent or null.
+    fn required<'f>(&mut self, fields: &'f Fields, name: &str, loc: &[Value]) -> Option<&'f Value> {
+        match fields.get(name) {
+            None | Some(Value::Null) => {
+                self.push(
+                    "missing",
+                    loc,
+                    "Field required".into(),
+                    Value::Object(fields.clone()),
+                );
+                None
+            }
+            Some(v) => Some(v),
+        }
+    }
+
     /// Parses `body` as a JSON object; records an error and returns `None`
     /// if it is not one.
     pub fn object(&mut self, body: &[u8]) -> Option<Fields> {
@@ -68,17 +85,8 @@ impl Validator {
         max: usize,
     ) -> Option<String> {
         let loc = [json!("body"), json!(name)];
-        match fields.get(name) {
-            None | Some(Value::Null) => {
-                self.push(
-                    "missing",
-                    &loc,
-                    "Field required".into(),
-                    Value::Object(fields.clone()),
-                );
-                None
-            }
-            Some(Value::String(s)) => {
+        match self.required(fields, name, &loc)? {
+            Value::String(s) => {
                 let chars = s.chars().count();
                 if chars < min {
                     let unit = if min == 1 { "character" } else { "characters" };
@@ -101,7 +109,7 @@ impl Validator {
                     Some(s.clone())
                 }
             }
-            Some(other) => {
+            other => {
                 self.push(
                     "string_type",
                     &loc,
@@ -130,18 +138,7 @@ impl Validator {
     /// A required integer field in `min..=max`.
     pub fn integer(&mut self, fields: &Fields, name: &str, min: i64, max: i64) -> Option<i64> {
         let loc = [json!("body"), json!(name)];
-        let value = match fields.get(name) {
-            None | Some(Value::Null) => {
-                self.push(
-                    "missing",
-                    &loc,
-                    "Field required".into(),
-                    Value::Object(fields.clone()),
-                );
-                return None;
-            }
-            Some(v) => v,
-        };
+        let value = self.required(fields, name, &loc)?;
         let n = match value {
             Value::Number(n) => n.as_i64().or_else(|| {
                 n.as_f64()
@@ -171,18 +168,7 @@ impl Validator {
     /// A required number field in `min..=max`.
     pub fn number(&mut self, fields: &Fields, name: &str, min: f64, max: f64) -> Option<f64> {
         let loc = [json!("body"), json!(name)];
-        let value = match fields.get(name) {
-            None | Some(Value::Null) => {
-                self.push(
-                    "missing",
-                    &loc,
-                    "Field required".into(),
-                    Value::Object(fields.clone()),
-                );
-                return None;
-            }
-            Some(v) => v,
-        };
+        let value = self.required(fields, name, &loc)?;
         let n = match value {
             Value::Number(n) => n.as_f64(),
             Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
