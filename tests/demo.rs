@@ -47,6 +47,17 @@ fn demo_names_exactly_the_regressions_of_release_b() {
         assert!(out.join(file).is_file(), "demo left no {file}");
     }
     assert!(std::fs::read_dir(out.join("journal")).unwrap().count() >= 1);
+    for file in ["run-a1.json", "compare.html", "run-b_stats.csv"] {
+        assert_eq!(
+            common::mode(&out.join(file)),
+            0o600,
+            "{file} is not private"
+        );
+    }
+    assert!(
+        stdout.contains("[8/8]"),
+        "progress counts its steps:\n{stdout}"
+    );
 
     let cmp = tapedeck()
         .current_dir(&out)

@@ -147,10 +147,12 @@ fn color_wanted(output: &Option<PathBuf>) -> bool {
 
 fn emit(output: &Option<PathBuf>, text: &str) -> Result<(), Error> {
     match output {
-        Some(path) => std::fs::write(path, text).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        }),
+        Some(path) => {
+            crate::report::write_private(path, text.as_bytes()).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })
+        }
         None => {
             let mut out = std::io::stdout().lock();
             // A closed pipe (`| head`) is not an error of ours.
