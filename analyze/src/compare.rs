@@ -393,6 +393,24 @@ impl Comparison {
             .iter()
             .any(|e| e.verdict == Verdict::Slower || e.errors == ErrorVerdict::Up)
     }
+
+    /// Names of the endpoints judged `slower`, in table order.
+    pub fn slower(&self) -> Vec<&str> {
+        self.names_where(|e| e.verdict == Verdict::Slower)
+    }
+
+    /// Names of the endpoints whose error rate went `up`, in table order.
+    pub fn errors_up(&self) -> Vec<&str> {
+        self.names_where(|e| e.errors == ErrorVerdict::Up)
+    }
+
+    fn names_where(&self, keep: impl Fn(&EndpointComparison) -> bool) -> Vec<&str> {
+        self.endpoints
+            .iter()
+            .filter(|e| keep(e))
+            .map(|e| e.name.as_str())
+            .collect()
+    }
 }
 
 const SPECTRUM: &[f64] = &[

@@ -208,18 +208,8 @@ fn errors_class(v: ErrorVerdict) -> &'static str {
 /// candidate, and timelines of the first run of each side.
 pub fn html_compare(c: &Comparison) -> String {
     let mut body = String::new();
-    let slower: Vec<&str> = c
-        .endpoints
-        .iter()
-        .filter(|e| e.verdict == Verdict::Slower)
-        .map(|e| e.name.as_str())
-        .collect();
-    let errors_up: Vec<&str> = c
-        .endpoints
-        .iter()
-        .filter(|e| e.errors == ErrorVerdict::Up)
-        .map(|e| e.name.as_str())
-        .collect();
+    let slower = c.slower();
+    let errors_up = c.errors_up();
     let banner = if slower.is_empty() && errors_up.is_empty() {
         ("good", "No regression found".to_string())
     } else {

@@ -160,23 +160,13 @@ fn side_line(label: &str, s: &crate::compare::SideInfo) -> String {
 }
 
 fn summary_line(c: &Comparison) -> String {
-    let slower: Vec<&str> = c
-        .endpoints
-        .iter()
-        .filter(|e| e.verdict == Verdict::Slower)
-        .map(|e| e.name.as_str())
-        .collect();
+    let slower = c.slower();
     let faster = c
         .endpoints
         .iter()
         .filter(|e| e.verdict == Verdict::Faster)
         .count();
-    let errors_up: Vec<&str> = c
-        .endpoints
-        .iter()
-        .filter(|e| e.errors == ErrorVerdict::Up)
-        .map(|e| e.name.as_str())
-        .collect();
+    let errors_up = c.errors_up();
     let unknown = c
         .endpoints
         .iter()
